@@ -1,4 +1,4 @@
-"""pytest-kvmi: check that an Azure VM's managed identity reads exactly the Key Vault secrets it should.
+"""pytest-kvmi: does an Azure VM's managed identity read exactly the Key Vault secrets it should?
 
 This module stays import-light on purpose: pytest imports ``pytest_kvmi.plugin`` (and so this
 package) in every run of an environment where pytest-kvmi is installed.
