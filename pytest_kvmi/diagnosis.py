@@ -163,8 +163,8 @@ _CATALOGUE: Mapping[Code, _Entry] = {
         "The VM has several user-assigned identities and no system-assigned one, and the request "
         "did not say which to use.",
         ("No client id, object id or resource id was given for the identity.",),
-        "Select one: --kv-client-id=<identity-client-id> (list them with az vm identity show --name "
-        "{vm_name} --resource-group {resource_group}).",
+        "Select one: --kv-client-id=<identity-client-id> (list them with az vm identity show "
+        "--name {vm_name} --resource-group {resource_group}).",
     ),
     Code.INVALID_RESOURCE: _Entry(
         "IMDS refused to issue a token for the requested resource ({detail}).",
