@@ -31,6 +31,7 @@ class Code(str, enum.Enum):
     WRONG_AUDIENCE = "WrongAudience"
     TOKEN_EXPIRED = "TokenExpired"
     TENANT_MISMATCH = "TenantMismatch"
+    IDENTITY_MISMATCH = "IdentityMismatch"
     VAULT_DNS_FAILURE = "VaultDnsFailure"
     VAULT_UNREACHABLE = "VaultUnreachable"
     VAULT_TIMEOUT = "VaultTimeout"
@@ -81,6 +82,8 @@ class Facts:
     resource_group: str | None = None
     subscription_id: str | None = None
     retry_after: str | None = None
+    vm_resource_id: str | None = None
+    token_resource_id: str | None = None
 
     def merge(self, newer: Facts) -> Facts:
         """These facts, overridden by every field ``newer`` knows."""
@@ -221,6 +224,19 @@ _CATALOGUE: Mapping[Code, _Entry] = {
         "Use a vault in tenant {token_tenant_id}, or move the vault's tenant: az keyvault update "
         "--name {vault_name} --set properties.tenantId={token_tenant_id} (then recreate the "
         "access grants).",
+    ),
+    Code.IDENTITY_MISMATCH: _Entry(
+        "The token belongs to {token_resource_id}, not to this VM ({vm_resource_id}) nor to a "
+        "user-assigned identity of its subscription.",
+        (
+            "Something in front of IMDS (a proxy, a pod identity endpoint) answers with another "
+            "machine's or workload's identity.",
+            "The selected user-assigned identity lives in another subscription than the VM.",
+        ),
+        "Select one of the VM's own identities (az vm identity show --name {vm_name} "
+        "--resource-group {resource_group}) with --kv-client-id, or attach this one to the VM: "
+        "az vm identity assign --name {vm_name} --resource-group {resource_group} --identities "
+        "{token_resource_id}.",
     ),
     Code.VAULT_DNS_FAILURE: _Entry(
         "The vault's host name {vault_host} does not resolve.",

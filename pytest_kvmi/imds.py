@@ -8,6 +8,7 @@ every other outcome into a :class:`~pytest_kvmi.diagnosis.KvmiError` with a name
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,15 @@ def _number(value: object) -> int | None:
     return None
 
 
+def _tls_context(endpoint: str) -> ssl.SSLContext | bool:
+    """httpx's default CAs for an https endpoint; for IMDS's plain http, a context that trusts
+    nothing and is never used, since httpx would otherwise load certifi's bundle (tens of ms)
+    for every client."""
+    if endpoint.lower().startswith("https:"):
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 class ImdsClient(Service):
     """Asks IMDS for tokens and metadata; one connection pool, closed by :meth:`close`."""
 
@@ -115,6 +125,7 @@ class ImdsClient(Service):
             trust_env=False,
             follow_redirects=False,
             transport=transport,
+            verify=_tls_context(settings.imds_endpoint),
         )
         super().__init__(http, Backoff(settings.retry_budget, sleep=sleep, clock=clock), log)
 

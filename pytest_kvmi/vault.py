@@ -8,6 +8,7 @@ a Key Vault audience. Redirects are never followed. Secret values are kept redac
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ log = logging.getLogger("pytest_kvmi.vault")
 
 API_VERSION = "7.5"
 """Supported by every Key Vault of the public and sovereign clouds."""
+DEFAULT_POOL_SIZE = 20
+"""Connections kept open for reuse (httpx's default); concurrent readers need one each."""
 
 TokenSource = Callable[[], AccessToken]
 
@@ -106,6 +109,7 @@ class VaultClient(Service):
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
         api_version: str = API_VERSION,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         if settings.vault is None:
             raise ValueError("VaultClient needs settings with a vault")
@@ -115,13 +119,21 @@ class VaultClient(Service):
         self._tokens = tokens
         self._api_version = api_version
         self._challenge: Challenge | None = None
+        self.pool_size = pool_size
         http = httpx.Client(
             base_url=self.vault.url,
             timeout=settings.timeout,
-            verify=settings.ca_bundle or True,
+            # A context, not the path: httpx 0.28 deprecates verify=<path> with a warning.
+            verify=ssl.create_default_context(cafile=settings.ca_bundle)
+            if settings.ca_bundle
+            else True,
             trust_env=not self.vault.is_loopback,
             follow_redirects=False,
             transport=transport,
+            # httpx's defaults (100 open, 20 kept alive), unless more are asked to be kept.
+            limits=httpx.Limits(
+                max_connections=max(pool_size, 100), max_keepalive_connections=pool_size
+            ),
         )
         super().__init__(http, Backoff(settings.retry_budget, sleep=sleep, clock=clock), log)
 

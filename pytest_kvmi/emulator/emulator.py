@@ -96,7 +96,7 @@ class Emulator:
         self._state = State(self.clock, tenant_id or str(uuid.uuid4()), vm)
         self._state.propagation_delay = propagation_delay
         self.faults = Faults()
-        self._imds = ImdsApp(self._state, self.signing_key, token_lifetime)
+        self._imds = ImdsApp(self._state, self.signing_key, token_lifetime, self.faults)
         self._vault_app = VaultApp(self._state, TokenVerifier([self.signing_key]))
         self.wsgi_app = EmulatorApp(
             self._state,

@@ -1,5 +1,6 @@
-"""Fault injection: "the next N answers of this endpoint are ..." (an error status, a delay or a
-dropped connection), to test how clients cope with IMDS and Key Vault misbehaving."""
+"""Fault injection: "the next N answers of this endpoint are ..." (an error status, a delay, a
+dropped connection, or an IMDS token for another audience), to test how clients cope with IMDS
+and Key Vault misbehaving."""
 
 from __future__ import annotations
 
@@ -85,6 +86,8 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._queues: dict[str, deque[Fault]] = {endpoint: deque() for endpoint in ENDPOINTS}
+        self._audience: str | None = None
+        self._audience_left: int | None = None
 
     def status(
         self, endpoint: str, status: int, *, times: int = 1, retry_after: int | None = None
@@ -108,11 +111,37 @@ class Faults:
         """The next ``times`` requests to ``endpoint`` get no answer: the connection is closed."""
         self._add(endpoint, Fault(drop=True), times)
 
+    def audience(self, audience: str, *, times: int | None = None) -> None:
+        """The next ``times`` token answers of IMDS (every one if None) carry a real, valid
+        token for ``audience`` instead of the requested resource.
+
+        Real IMDS always issues the audience asked for; a wrong one comes from whatever stands
+        in front of it (a proxy, a pod identity endpoint) asking for another resource.
+        """
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1 (or None for every answer)")
+        with self._lock:
+            self._audience, self._audience_left = audience, times
+
+    def take_audience(self) -> str | None:
+        """The audience to issue the token now being answered for, if one is planned."""
+        if self._audience is None:  # the common case, without the lock
+            return None
+        with self._lock:
+            audience = self._audience
+            if self._audience_left is not None:
+                self._audience_left -= 1
+                if self._audience_left <= 0:
+                    self._audience = self._audience_left = None
+            return audience
+
     def clear(self, endpoint: str | None = None) -> None:
         """Forget planned faults (for one endpoint, or all)."""
         with self._lock:
             for name in (endpoint,) if endpoint else ENDPOINTS:
                 self._queue(name).clear()
+            if endpoint in (None, IMDS_TOKEN):
+                self._audience = self._audience_left = None
 
     def pending(self, endpoint: str) -> int:
         """How many planned faults ``endpoint`` has not yet consumed."""

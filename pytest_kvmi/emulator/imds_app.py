@@ -16,6 +16,7 @@ from typing import Any
 
 from . import wording
 from .clouds import is_known_resource
+from .faults import Faults
 from .signing import SigningKey
 from .state import Identity, State
 from .tokens import managed_identity_claims
@@ -42,12 +43,16 @@ _REUSE_MARGIN = 300.0
 
 
 class ImdsApp:
-    """Answers IMDS paths for the VM in :class:`State`, signing tokens with ``key``."""
+    """Answers IMDS paths for the VM in :class:`State`, signing tokens with ``key``; ``faults``
+    may plan tokens for another audience than the one requested."""
 
-    def __init__(self, state: State, key: SigningKey, token_lifetime: float) -> None:
+    def __init__(
+        self, state: State, key: SigningKey, token_lifetime: float, faults: Faults | None = None
+    ) -> None:
         self._state = state
         self._key = key
         self.token_lifetime = token_lifetime
+        self._faults = faults or Faults()
         self._tokens: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         self._tokens_lock = threading.Lock()
 
@@ -108,6 +113,7 @@ class ImdsApp:
                 return identity
         if not is_known_resource(resource):
             return wording.imds_invalid_resource(resource, self._state.tenant_id, self._now())
+        resource = self._faults.take_audience() or resource
         token, claims = self._issue(identity, resource, bypass=query.get("bypass_cache") == "true")
         now = int(self._now())
         lifetime = str(max(claims["exp"] - now, 0))

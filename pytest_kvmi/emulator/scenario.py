@@ -53,6 +53,15 @@ The format (JSON has the same structure; every key but the vault and secret name
     role = "Key Vault Secrets User" # a built-in role's name or id
     scope = "vault:kv-app/secrets/db-password"   # or an ARM id
 
+    [faults]                        # keyed by endpoint: imds-token, imds, vault, entra
+    imds = { status = 502, times = 1000 }      # a table, or an array of them
+    imds-token = [
+        { status = 502, times = 1000 },        # "IMDS behind a proxy"; retry_after = 7 also
+        { audience = "https://management.azure.com" },  # tokens for another audience
+    ]
+    # one of: status (times = 1), delay = <seconds> (times = 1), drop = true (times = 1),
+    # audience (imds-token only; times absent: every token answer)
+
 Unknown keys are errors, so a typo does not silently change the setup.
 """
 
@@ -71,11 +80,12 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 from .clock import Clock
+from .faults import IMDS_TOKEN, Faults
 
 if TYPE_CHECKING:
     from .emulator import Emulator
 
-_TOP = {"tenant_id", "settings", "vm", "user_identities", "vaults", "role_assignments"}
+_TOP = {"tenant_id", "settings", "vm", "user_identities", "vaults", "role_assignments", "faults"}
 _SETTINGS = {"clock_start", "token_lifetime", "propagation_delay", "throttling"}
 _VM = {
     "name", "subscription_id", "resource_group", "location", "vm_id", "cloud",
@@ -90,6 +100,8 @@ _VAULT = {
 _SECRET = {"name", "value", "content_type", "tags", "enabled", "not_before", "expires"}
 _POLICY = {"principal", "permissions"}
 _ASSIGNMENT = {"principal", "role", "scope"}
+_FAULT_KINDS = ("status", "delay", "drop", "audience")
+_FAULT = {*_FAULT_KINDS, "times", "retry_after"}
 
 
 class ScenarioError(ValueError):
@@ -151,7 +163,42 @@ def build(factory: type[Emulator], data: Mapping[str, Any]) -> Emulator:
             _required(assignment, "role", "role assignment"),
             _required(assignment, "scope", "role assignment"),
         )
+    _add_faults(emulator, data.get("faults", {}))
     return emulator
+
+
+def _add_faults(emulator: Emulator, faults: Any) -> None:
+    if not isinstance(faults, dict):
+        raise ScenarioError("faults: must be a table/object keyed by endpoint")
+    for endpoint, planned in faults.items():
+        where = f"faults.{endpoint}"
+        for fault in _tables(
+            {where: planned if isinstance(planned, list) else [planned]}, where, _FAULT
+        ):
+            kinds = [kind for kind in _FAULT_KINDS if kind in fault]
+            if len(kinds) != 1:
+                raise ScenarioError(f"{where}: give exactly one of {list(_FAULT_KINDS)}")
+            try:
+                _add_fault(emulator.faults, endpoint, kinds[0], fault)
+            except (TypeError, ValueError) as error:
+                raise ScenarioError(f"{where}: {error}") from error
+
+
+def _add_fault(plan: Faults, endpoint: str, kind: str, fault: Mapping[str, Any]) -> None:
+    """One planned fault; ``times`` defaults to every answer for an audience, else one."""
+    times = fault.get("times")
+    if kind == "audience":
+        if endpoint != IMDS_TOKEN:
+            raise ValueError(f"audience faults apply to {IMDS_TOKEN} only")
+        plan.audience(fault["audience"], times=times)
+        return
+    count = 1 if times is None else times
+    if kind == "status":
+        plan.status(endpoint, fault["status"], times=count, retry_after=fault.get("retry_after"))
+    elif kind == "delay":
+        plan.delay(endpoint, float(fault["delay"]), times=count)
+    elif fault["drop"]:
+        plan.drop(endpoint, times=count)
 
 
 def _add_vault(emulator: Emulator, vault: Mapping[str, Any]) -> None:

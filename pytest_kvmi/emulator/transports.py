@@ -65,6 +65,15 @@ class Route:
     target: str | None
 
 
+def is_azure_address(scheme: str, host: str) -> bool:
+    """Whether ``scheme://host`` is one of the Azure addresses the emulator stands in for
+    (IMDS, Entra's login hosts, any host under a vault suffix), known vault or not."""
+    host = host.lower().rstrip(".")
+    if scheme == "http":
+        return host == IMDS_HOST
+    return scheme == "https" and (host in LOGIN_HOSTS or vault_name_from_host(host) is not None)
+
+
 def route(scheme: str, host: str, port: int | None, vault_names: Iterable[str]) -> Route | None:
     """Which emulated service answers at ``scheme://host:port``; None if nothing would.
 
