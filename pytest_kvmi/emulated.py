@@ -44,6 +44,18 @@ def _identity(emulator: Emulator, selector: IdentitySelector) -> Identity:
     )
 
 
+def demo_names(
+    vault: str | None, readable: tuple[SecretRef, ...], forbidden: tuple[SecretRef, ...]
+) -> tuple[str, tuple[SecretRef, ...], tuple[SecretRef, ...]]:
+    """The names given, the demo's where none is: vault ``demo``, ``app-secret`` readable,
+    ``admin-secret`` forbidden."""
+    return (
+        vault or DEMO_VAULT,
+        readable or (SecretRef(DEMO_SECRET),),
+        forbidden or (SecretRef(DEMO_ADMIN_SECRET),),
+    )
+
+
 def demo_target(
     settings: Settings,
     vault: str | None,
@@ -51,9 +63,7 @@ def demo_target(
     forbidden: tuple[SecretRef, ...],
 ) -> EmulatedTarget:
     """The demo shape with the given names: readable secrets granted, forbidden ones not."""
-    vault = vault or DEMO_VAULT
-    readable = readable or (SecretRef(DEMO_SECRET),)
-    forbidden = forbidden or (SecretRef(DEMO_ADMIN_SECRET),)
+    vault, readable, forbidden = demo_names(vault, readable, forbidden)
     emulator = Emulator(cloud=settings.cloud.az_environment)
     emulator.add_vault(vault)
     identity = _identity(emulator, settings.identity)

@@ -12,7 +12,7 @@ import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,10 +131,6 @@ def _build_run(resolved: Resolved) -> Run:
             vault = parse_vault(vault).name
             if vault is None:
                 raise pytest.UsageError("--kv-vault: with --kv-emulator, give the vault's name")
-        if scenario == DEMO and not vault:
-            from pytest_kvmi.emulator import DEMO_VAULT
-
-            vault = DEMO_VAULT
         settings = Settings.build(
             vault=vault or None,
             cloud=resolved.text("cloud"),
@@ -147,6 +143,11 @@ def _build_run(resolved: Resolved) -> Run:
         )
         readable = tuple(parse_secret(s) for s in resolved.items("secret"))
         forbidden = tuple(parse_secret(s) for s in resolved.items("forbidden_secret"))
+        if scenario == DEMO:
+            from pytest_kvmi.emulated import demo_names
+
+            vault, readable, forbidden = demo_names(vault, readable, forbidden)
+            settings = replace(settings, vault=parse_vault(vault, settings.cloud))
     except SettingsError as error:
         raise pytest.UsageError(str(error)) from None
     wait = _seconds(resolved, "wait", 0.0)
@@ -239,22 +240,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One ``secret-readable`` / ``secret-denied`` test per secret named in the options."""
     run = metafunc.config.stash[RUN]
     for argname, secrets in (
-        ("kvmi_readable_secret", run.readable or _demo_secrets(run, readable=True)),
-        ("kvmi_forbidden_secret", run.forbidden or _demo_secrets(run, readable=False)),
+        ("kvmi_readable_secret", run.readable),
+        ("kvmi_forbidden_secret", run.forbidden),
     ):
         if argname in metafunc.fixturenames:
             ids = [str(ref) for ref in secrets] or ["none"]
             metafunc.parametrize(argname, list(secrets) or [None], ids=ids)
-
-
-def _demo_secrets(run: Run, *, readable: bool) -> tuple[SecretRef, ...]:
-    """The demo's secrets when the emulator's demo runs without names."""
-    if run.scenario != DEMO:
-        return ()
-    from pytest_kvmi.emulator import DEMO_ADMIN_SECRET, DEMO_SECRET
-    from pytest_kvmi.settings import SecretRef
-
-    return (SecretRef(DEMO_SECRET if readable else DEMO_ADMIN_SECRET),)
 
 
 # --- session fixtures: the target the checks and users' tests talk to ---------------------
@@ -305,8 +296,6 @@ def kvmi_target(pytestconfig: pytest.Config) -> Iterator[Target]:
 
 
 def _with_vault(settings: Settings, name: str) -> Settings:
-    from dataclasses import replace
-
     from pytest_kvmi.settings import parse_vault
 
     return replace(settings, vault=parse_vault(name, settings.cloud))
