@@ -12,6 +12,7 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 class Code(str, enum.Enum):
@@ -87,11 +88,14 @@ class Facts:
 
     def merge(self, newer: Facts) -> Facts:
         """These facts, overridden by every field ``newer`` knows."""
-        known = {k: v for k, v in dataclasses.asdict(newer).items() if v is not None}
-        return dataclasses.replace(self, **known)
+        return dataclasses.replace(self, **newer.known())
 
-    def known(self) -> dict[str, object]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+    def known(self) -> dict[str, Any]:
+        """The fields that are set (a shallow read: every field is a str or an int)."""
+        return {name: value for name in _FACT_NAMES if (value := getattr(self, name)) is not None}
+
+
+_FACT_NAMES = tuple(field.name for field in dataclasses.fields(Facts))
 
 
 class _Template(dict[str, object]):

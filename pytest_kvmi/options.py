@@ -14,7 +14,9 @@ COMMAND_LINE = "command line"
 DEFAULT = "default"
 DEMO = "demo"
 """``--kv-emulator`` without a scenario file: the built-in demo setup."""
-_TRUE = ("1", "true", "yes", "on")
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True}
+_SWITCH.update({"0": False, "false": False, "no": False, "off": False})
+SWITCH_RULE = "one of 1, true, yes, on, 0, false, no, off"
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ def resolve(
     if env.get(option.env, "").strip():
         raw = env[option.env].strip()
         if option.switch:
-            return Value(raw.lower() in _TRUE, f"env {option.env}")
+            # An unrecognised word stays a string, for the plugin to refuse with SWITCH_RULE.
+            return Value(_SWITCH.get(raw.lower(), raw), f"env {option.env}")
         return Value(_split(raw) if option.repeatable else raw, f"env {option.env}")
     from_ini = ini(option.ini)
     if option.switch:

@@ -12,13 +12,14 @@ import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_kvmi.options import COMMAND_LINE, DEMO, OPTIONS, Resolved, resolve
+from pytest_kvmi.options import COMMAND_LINE, DEMO, OPTIONS, SWITCH_RULE, Resolved, resolve
 
 if TYPE_CHECKING:
     import responses
@@ -101,36 +102,98 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             parser.addini(option.ini, option.help, type="string")
 
 
-def _seconds(resolved: Resolved, name: str, default: float) -> float:
-    text = resolved.text(name)
+def _where(resolved: Resolved, *names: str) -> str:
+    """``--kv-name (source)`` for the options a refused value came from."""
+    given = [name for name in names if resolved[name].given] or list(names)
+    return ", ".join(f"--kv-{name.replace('_', '-')} ({resolved[name].source})" for name in given)
+
+
+@contextmanager
+def _rule_of(resolved: Resolved, *names: str) -> Iterator[None]:
+    """Turn a broken rule into a usage error that names the option and where it was set."""
+    from pytest_kvmi.settings import SettingsError
+
     try:
-        return float(text) if text is not None else default
-    except ValueError:
-        raise pytest.UsageError(
-            f"--kv-{name} {text!r} ({resolved[name].source}): a number of seconds"
-        ) from None
+        yield
+    except SettingsError as error:
+        raise pytest.UsageError(f"{_where(resolved, *names)}: {error}") from None
+
+
+def _refuse_empty_and_unknown(resolved: Resolved) -> None:
+    """An option given but empty (``--kv-vault=`` from an unset variable), or a switch set to
+    a word that is not on or off, would otherwise be silently ignored."""
+    for option in OPTIONS:
+        value = resolved[option.name]
+        if not value.given:
+            continue
+        if option.switch and not isinstance(value.value, bool):
+            raise pytest.UsageError(f"{_where(resolved, option.name)}: {SWITCH_RULE}")
+        items = value.value if isinstance(value.value, tuple) else (value.value,)
+        if any(isinstance(item, str) and not item.strip() for item in items) or not items:
+            raise pytest.UsageError(f"{_where(resolved, option.name)}: given, but empty")
+
+
+def _seconds(resolved: Resolved, name: str, default: float, minimum: float) -> float:
+    from pytest_kvmi.settings import check_seconds
+
+    text = resolved.text(name)
+    with _rule_of(resolved, name):
+        try:
+            seconds = float(text) if text is not None else default
+        except ValueError:
+            raise pytest.UsageError(
+                f"{_where(resolved, name)}: {text!r} is not a number of seconds"
+            ) from None
+        return check_seconds(name, seconds, minimum=minimum)
 
 
 def _build_run(resolved: Resolved) -> Run:
-    """Validate every setting before any network call; a bad one is a usage error quoting
-    the rule."""
+    """Validate every setting before any network call; a bad one is a usage error that quotes
+    the rule and says where the value came from."""
     from pytest_kvmi.settings import (
         DEFAULT_TIMEOUT,
+        IdentitySelector,
         Settings,
-        SettingsError,
+        check_ca_bundle,
+        parse_cloud,
         parse_secret,
         parse_vault,
+        resolve_imds_endpoint,
     )
 
+    _refuse_empty_and_unknown(resolved)
     scenario = resolved.text("scenario") or (DEMO if resolved["emulator"].value else None)
     if scenario not in (None, DEMO):
         _check_scenario(str(scenario))
+    with _rule_of(resolved, "cloud"):
+        cloud = parse_cloud(resolved.text("cloud") or "public")
     vault = resolved.text("vault")
-    try:
-        if scenario is not None and vault and "://" in vault:
-            vault = parse_vault(vault).name
-            if vault is None:
-                raise pytest.UsageError("--kv-vault: with --kv-emulator, give the vault's name")
+    with _rule_of(resolved, "vault"):
+        parsed = parse_vault(vault, cloud if resolved["cloud"].given else None) if vault else None
+    if scenario is not None and parsed is not None:
+        if parsed.name is None:
+            raise pytest.UsageError(f"{_where(resolved, 'vault')}: with --kv-emulator, a name")
+        vault = parsed.name
+    ids = ("client_id", "object_id", "msi_res_id")
+    with _rule_of(resolved, *ids):
+        IdentitySelector(*(resolved.text(name) for name in ids))
+    with _rule_of(resolved, "imds_endpoint"):
+        resolve_imds_endpoint(resolved.text("imds_endpoint"), os.environ)
+    ca_bundle = resolved.text("ca_bundle")
+    with _rule_of(resolved, "ca_bundle"):
+        if ca_bundle is not None:
+            check_ca_bundle(ca_bundle)
+    with _rule_of(resolved, "secret"):
+        readable = tuple(parse_secret(s) for s in resolved.items("secret"))
+    with _rule_of(resolved, "forbidden_secret"):
+        forbidden = tuple(parse_secret(s) for s in resolved.items("forbidden_secret"))
+    timeout = _seconds(resolved, "timeout", DEFAULT_TIMEOUT, minimum=0.01)
+    wait = _seconds(resolved, "wait", 0.0, minimum=0)
+    if scenario == DEMO:
+        from pytest_kvmi.emulated import demo_names
+
+        vault, readable, forbidden = demo_names(vault, readable, forbidden)
+    with _rule_of(resolved, *(o.name for o in OPTIONS)):  # validated above: cannot fail
         settings = Settings.build(
             vault=vault or None,
             cloud=resolved.text("cloud"),
@@ -138,21 +201,9 @@ def _build_run(resolved: Resolved) -> Run:
             object_id=resolved.text("object_id"),
             msi_res_id=resolved.text("msi_res_id"),
             imds_endpoint=resolved.text("imds_endpoint"),
-            timeout=_seconds(resolved, "timeout", DEFAULT_TIMEOUT),
-            ca_bundle=resolved.text("ca_bundle"),
+            timeout=timeout,
+            ca_bundle=ca_bundle,
         )
-        readable = tuple(parse_secret(s) for s in resolved.items("secret"))
-        forbidden = tuple(parse_secret(s) for s in resolved.items("forbidden_secret"))
-        if scenario == DEMO:
-            from pytest_kvmi.emulated import demo_names
-
-            vault, readable, forbidden = demo_names(vault, readable, forbidden)
-            settings = replace(settings, vault=parse_vault(vault, settings.cloud))
-    except SettingsError as error:
-        raise pytest.UsageError(str(error)) from None
-    wait = _seconds(resolved, "wait", 0.0)
-    if wait < 0:
-        raise pytest.UsageError(f"--kv-wait {wait!r}: a number of seconds >= 0")
     return Run(resolved, settings, readable, forbidden, wait, scenario)
 
 
@@ -180,6 +231,10 @@ def _diagnostics_file() -> Path:
     return folder / "test_kvmi_checks.py"
 
 
+RESOLVED = pytest.StashKey[Resolved]()
+CHECKS_FILE = pytest.StashKey[Path]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
@@ -189,19 +244,29 @@ def pytest_configure(config: pytest.Config) -> None:
             for option in OPTIONS
         }
     )
-    run = _build_run(resolved)
-    config.stash[RUN] = run
+    config.stash[RESOLVED] = resolved
+    if not any(value.given for value in resolved.values.values()):
+        return  # nothing asked of pytest-kvmi: no work on this run (see _run)
+    run = _run(config)
     config.pluginmanager.register(RunReporter(config, run), "kvmi-run")
     asked = any(resolved[name].source == COMMAND_LINE for name in ("vault", "emulator", "scenario"))
     no_paths = config.args_source is not pytest.Config.ArgsSource.ARGS
-    if asked and no_paths:
-        config.args = [str(_diagnostics_file())]
-    elif resolved["checks"].value:
-        config.args = [*config.args, str(_diagnostics_file())]
+    if (asked and no_paths) or resolved["checks"].value:
+        checks = config.stash[CHECKS_FILE] = _diagnostics_file()
+        config.args = [str(checks)] if asked and no_paths else [*config.args, str(checks)]
+
+
+def _run(config: pytest.Config) -> Run:
+    """This run's validated settings, built at configure time when any kvmi setting is given,
+    else on first use by a fixture (every pytest run of the environment loads this plugin)."""
+    run = config.stash.get(RUN, None)
+    if run is None:
+        run = config.stash[RUN] = _build_run(config.stash[RESOLVED])
+    return run
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    run = config.stash.get(RUN, None)
+    run = config.stash.get(RUN, None)  # built only if some kvmi setting is given
     if run is None or not run.active:
         return []
     if run.emulated:
@@ -229,7 +294,7 @@ class DiagnosticsModule(pytest.Module):
 def pytest_pycollect_makemodule(
     module_path: Path, parent: pytest.Collector
 ) -> pytest.Module | None:
-    if module_path == _diagnostics_file():
+    if module_path == parent.config.stash.get(CHECKS_FILE, None):
         # Outside the rootdir pytest would derive an empty id; give the checks stable, short
         # ids (kvmi::test_secret_readable[db]) for -k, --deselect, caches and xdist alike.
         return DiagnosticsModule.from_parent(parent, path=module_path, nodeid="kvmi")
@@ -238,12 +303,12 @@ def pytest_pycollect_makemodule(
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One ``secret-readable`` / ``secret-denied`` test per secret named in the options."""
-    run = metafunc.config.stash[RUN]
-    for argname, secrets in (
-        ("kvmi_readable_secret", run.readable),
-        ("kvmi_forbidden_secret", run.forbidden),
+    for argname, field_name in (
+        ("kvmi_readable_secret", "readable"),
+        ("kvmi_forbidden_secret", "forbidden"),
     ):
         if argname in metafunc.fixturenames:
+            secrets: tuple[SecretRef, ...] = getattr(_run(metafunc.config), field_name)
             ids = [str(ref) for ref in secrets] or ["none"]
             metafunc.parametrize(argname, list(secrets) or [None], ids=ids)
 
@@ -268,7 +333,7 @@ def kvmi_target(pytestconfig: pytest.Config) -> Iterator[Target]:
     from pytest_kvmi.imds import ImdsClient
     from pytest_kvmi.vault import VaultClient
 
-    run = pytestconfig.stash[RUN]
+    run = _run(pytestconfig)
     settings, transport, emulated = run.settings, None, None
     timing: dict[str, Callable[..., Any]] = {}
     if run.scenario is not None:
@@ -472,7 +537,9 @@ class RunReporter:
             },
             selector=run.settings.identity.query(),
         )
-        Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)  # as --junitxml does
+        target.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 # --- fixtures for users' own tests against the emulator ------------------------------------
@@ -497,7 +564,7 @@ def _kv_interception(
     if scenario is not None:
         emulator = Emulator.from_scenario(scenario)
     else:
-        run = pytestconfig.stash[RUN]
+        run = _run(pytestconfig)
         vault = run.settings.vault.name if run.settings.vault else None
         emulator = demo_target(run.settings, vault, run.readable, run.forbidden).emulator
     with intercept(emulator) as mock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -254,11 +255,23 @@ def resolve_imds_endpoint(explicit: str | None, env: Mapping[str, str]) -> str:
     return endpoint
 
 
-def _seconds(name: str, value: float, *, minimum: float) -> float:
+def check_seconds(name: str, value: float, *, minimum: float) -> float:
+    """``value`` if it is a finite number of seconds no less than ``minimum``."""
     if not value >= minimum or value != value or value == float("inf"):
         rule = f"{name} {value!r}: a finite number of seconds >= {minimum:g}"
         raise _refuse(Code.INVALID_SETTING, Facts(detail=rule))
     return value
+
+
+def check_ca_bundle(path: str) -> str:
+    """``path`` if it is a PEM file of CA certificates that TLS can load."""
+    try:
+        if os.path.isfile(path):
+            ssl.create_default_context(cafile=path)
+            return path
+    except (ssl.SSLError, OSError, ValueError):
+        pass
+    raise _refuse(Code.INVALID_SETTING, Facts(detail=f"CA bundle {path!r}: a readable PEM file"))
 
 
 @dataclass(frozen=True)
@@ -291,17 +304,14 @@ class Settings:
         """Validate raw values (from options, environment or ini) into settings."""
         chosen_cloud = parse_cloud(cloud) if cloud else None
         parsed_vault = parse_vault(vault, chosen_cloud) if vault else None
-        if ca_bundle is not None and not os.path.isfile(ca_bundle):
-            raise _refuse(
-                Code.INVALID_SETTING,
-                Facts(detail=f"CA bundle {ca_bundle!r}: a readable PEM file"),
-            )
+        if ca_bundle is not None:
+            check_ca_bundle(ca_bundle)
         return cls(
             vault=parsed_vault,
             identity=IdentitySelector(client_id, object_id, msi_res_id),
             imds_endpoint=resolve_imds_endpoint(imds_endpoint, os.environ if env is None else env),
-            timeout=_seconds("timeout", timeout, minimum=0.01),
-            retry_budget=_seconds("retry budget", retry_budget, minimum=0),
+            timeout=check_seconds("timeout", timeout, minimum=0.01),
+            retry_budget=check_seconds("retry budget", retry_budget, minimum=0),
             ca_bundle=ca_bundle,
             cloud=parsed_vault.cloud if parsed_vault else chosen_cloud or PUBLIC,
         )

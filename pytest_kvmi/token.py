@@ -1,19 +1,21 @@
 """An access token from IMDS: the raw JWT kept out of sight, its claims in the open.
 
 Claims are decoded without verifying the signature (the vault verifies it; this tool only needs
-to read who the token is for); :meth:`AccessToken.verify_signature` checks it against a JWKS on
-request.
+to read who the token is for), with the standard library: pyjwt and cryptography are imported
+only by :meth:`AccessToken.verify_signature`, which checks the signature against a JWKS.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import jwt
 
 from pytest_kvmi.diagnosis import Code, Diagnosis, Facts, KvmiError, diagnose
 from pytest_kvmi.redact import Redacted
@@ -28,6 +30,15 @@ _VM_PROVIDERS = (
     "/microsoft.compute/virtualmachinescalesets/",
 )
 _UAMI_PROVIDER = "/microsoft.managedidentity/userassignedidentities/"
+
+
+def _segment(text: str) -> dict[str, Any] | None:
+    """One base64url JSON object of a JWT, or None."""
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 def _malformed(detail: str) -> KvmiError:
@@ -113,10 +124,9 @@ class AccessToken:
         secret = raw if isinstance(raw, Redacted) else Redacted(raw)
         if not isinstance(secret.reveal(), str) or secret.reveal().count(".") != 2:
             raise _malformed("not a JWT (three dot-separated parts)")
-        try:
-            payload = jwt.decode(secret.reveal(), options={"verify_signature": False})
-        except jwt.PyJWTError:
-            raise _malformed("the JWT does not decode") from None
+        header, payload = (_segment(part) for part in secret.reveal().split(".")[:2])
+        if header is None or payload is None or not isinstance(header.get("alg"), str):
+            raise _malformed("the JWT does not decode")
         return cls(secret, TokenClaims.from_mapping(payload), expires_on, resource)
 
     def bearer(self) -> str:
@@ -143,6 +153,8 @@ class AccessToken:
 
         Raises TokenMalformed when the keys cannot be fetched or the signature does not verify.
         """
+        import jwt  # only here: reading claims needs neither pyjwt nor cryptography
+
         try:
             with httpx.Client(transport=transport, timeout=5.0, follow_redirects=False) as http:
                 response = http.get(jwks_url)

@@ -3,9 +3,7 @@ that break each thing in turn, options at every layer, the report, and other pyt
 
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,20 +11,10 @@ from typing import Any
 
 import pytest
 
-import pytest_kvmi
 from tests.loopback import closed_port_url
+from tests.pytester_support import import_the_package_once
 
-
-def _import_the_package_once() -> None:
-    """pytester's in-process runs unload every module first imported inside them, but the
-    package object keeps its submodule attributes, so a later run would mix two copies of a
-    module (two ``Code`` enums); and cryptography does not survive a re-import at all. Importing
-    everything here, once, keeps every run on the same modules."""
-    for module in pkgutil.walk_packages(pytest_kvmi.__path__, "pytest_kvmi."):
-        importlib.import_module(module.name)
-
-
-_import_the_package_once()
+import_the_package_once()
 
 pytest_plugins = ["pytester"]
 
@@ -319,7 +307,7 @@ def test_shipped_checks_alongside_the_users_tests(pytester: pytest.Pytester) -> 
         ),
         (["--kv-vault=kv1", "--kv-timeout=abc"], "a number of seconds"),
         (["--kv-vault=kv1", "--kv-timeout=0"], "a finite number of seconds >= 0.01"),
-        (["--kv-vault=kv1", "--kv-wait=-1"], "a number of seconds >= 0"),
+        (["--kv-vault=kv1", "--kv-wait=-1"], "a finite number of seconds >= 0"),
         (["--kv-vault=kv1", "--kv-cloud=mars"], "one of: public, usgov, china"),
         (["--kv-scenario=missing.toml"], "a scenario file (TOML or JSON)"),
         (["--kv-scenario=test_x.py"], "a scenario file ends in .toml or .json"),
@@ -358,7 +346,9 @@ def test_unusual_user_ini_does_not_break_the_checks(pytester: pytest.Pytester) -
         addopts = --strict-markers -p no:cacheprovider
         """
     )
-    result = pytester.runpytest("--kv-emulator")
+    # A fresh process, as a user runs it: in-process, the package is already imported and
+    # pytest's "cannot be rewritten" warning would be an error under filterwarnings = error.
+    result = pytester.runpytest_subprocess("--kv-emulator")
     result.assert_outcomes(passed=8)
 
 
