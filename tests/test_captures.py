@@ -25,6 +25,19 @@ def test_every_capture_is_covered() -> None:
     assert len(capture_names("imds")) + len(capture_names("keyvault")) == 18
 
 
+def vault_answering(capture_name: str, vault: str = "kv-app-prod") -> VaultClient:
+    """A client of a vault that challenges, then answers every request with the capture."""
+    capture = load_capture(capture_name)
+    clock = FakeClock()
+    return VaultClient(
+        settings(vault=vault),
+        static_tokens(),
+        transport=httpx.MockTransport(vault_handler(lambda request: capture_response(capture))),
+        sleep=clock.sleep,
+        clock=clock,
+    )
+
+
 @pytest.mark.parametrize("name", capture_names("imds"))
 def test_imds_capture_is_classified(name: str) -> None:
     capture = load_capture(name)
@@ -39,16 +52,7 @@ def test_imds_capture_is_classified(name: str) -> None:
 @pytest.mark.parametrize("name", capture_names("keyvault"))
 def test_vault_capture_is_classified(name: str) -> None:
     capture = load_capture(name)
-    clock = FakeClock()
-    handler = vault_handler(lambda request: capture_response(capture))
-    client = VaultClient(
-        settings(vault="kv-app-prod"),
-        static_tokens(),
-        transport=httpx.MockTransport(handler),
-        sleep=clock.sleep,
-        clock=clock,
-    )
-    with client:
+    with vault_answering(name) as client:
         if capture["diagnosis"] == "ok":
             bundle = client.get_secret("secret-for-vm")
             assert bundle.value.reveal() == "this-is-test-secret"
@@ -64,12 +68,7 @@ def test_vault_capture_is_classified(name: str) -> None:
 
 
 def test_forbidden_by_rbac_remedy_names_the_real_ids() -> None:
-    capture = load_capture("kv-403-forbidden-by-rbac-seed.json")
-    client = VaultClient(
-        settings(vault="akv-koishizu-01"),
-        static_tokens(),
-        transport=httpx.MockTransport(vault_handler(lambda request: capture_response(capture))),
-    )
+    client = vault_answering("kv-403-forbidden-by-rbac-seed.json", vault="akv-koishizu-01")
     with client, pytest.raises(KvmiError) as raised:
         client.get_secret("secret-for-vm")
     diagnosis = raised.value.diagnosis
@@ -113,13 +112,7 @@ def test_forbidden_by_rbac_remedy_names_the_real_ids() -> None:
     ],
 )
 def test_ids_in_messages_fill_the_remedy(name: str, facts: dict[str, str]) -> None:
-    capture = load_capture(name)
-    client = VaultClient(
-        settings(vault="kv-app-prod"),
-        static_tokens(),
-        transport=httpx.MockTransport(vault_handler(lambda request: capture_response(capture))),
-    )
-    with client, pytest.raises(KvmiError) as raised:
+    with vault_answering(name) as client, pytest.raises(KvmiError) as raised:
         client.get_secret("db-password")
     known = raised.value.diagnosis.facts.known()
     assert {key: known.get(key) for key in facts} == facts
@@ -129,13 +122,10 @@ def test_ids_in_messages_fill_the_remedy(name: str, facts: dict[str, str]) -> No
 
 
 def test_bad_api_version_names_the_supported_one() -> None:
-    capture = load_capture("kv-400-bad-api-version.json")
-    client = VaultClient(
-        settings(vault="kv-app-prod"),
-        static_tokens(),
-        transport=httpx.MockTransport(vault_handler(lambda request: capture_response(capture))),
-    )
-    with client, pytest.raises(KvmiError) as raised:
+    with (
+        vault_answering("kv-400-bad-api-version.json") as client,
+        pytest.raises(KvmiError) as raised,
+    ):
         client.get_secret("db-password")
     assert raised.value.diagnosis.facts.detail == (
         "api-version 7.3 is not supported; the vault supports up to 7.1"
