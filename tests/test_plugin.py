@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_kvmi.emulator import Emulator
 from tests.loopback import closed_port_url
 from tests.pytester_support import import_the_package_once
 
@@ -180,6 +181,26 @@ def test_a_broken_setup_fails_the_right_check_with_the_right_code(
     assert f"{code}: " in output  # the diagnosis, with its cause and fix
     assert "Fix: " in output or code == "TenantMismatch"
     assert "Traceback" not in output
+
+
+def test_live_mode_over_real_sockets_and_tls(pytester: pytest.Pytester) -> None:
+    """The path a VM takes, end to end: IMDS over http, the vault over https trusted through
+    --kv-ca-bundle, no emulator in the process (it serves from loopback servers here)."""
+    with Emulator.demo().serve() as servers:
+        result, by_label = checks(
+            pytester,
+            f"--kv-vault={servers.vault_url('demo')}",
+            f"--kv-imds-endpoint={servers.imds_endpoint}",
+            f"--kv-ca-bundle={servers.ca_bundle}",
+            "--kv-secret=app-secret",
+            "--kv-forbidden-secret=admin-secret",
+        )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert by_label["secret-readable[app-secret]"] == ("passed", "ok")
+    assert by_label["secret-denied[admin-secret]"] == ("passed", "ForbiddenByRbac")
+    assert by_label["token-tenant"] == ("passed", "ok")
+    assert by_label["role-revocation"][0] == "skipped"  # only against the emulator
+    result.stdout.fnmatch_lines(["kvmi: live, IMDS at http://127.0.0.1:*"])
 
 
 def test_no_imds_at_all(pytester: pytest.Pytester) -> None:
