@@ -17,7 +17,7 @@ from typing import Any
 
 from . import faults as fault_endpoints
 from .clouds import LOGIN_HOSTS, vault_name_from_host
-from .contract import IMDS_TARGET, TARGET_KEY, VAULT_TARGET_PREFIX, DropConnection
+from .contract import IMDS_HOST, IMDS_TARGET, TARGET_KEY, VAULT_TARGET_PREFIX, DropConnection
 from .entra_app import EntraApp
 from .faults import Faults
 from .imds_app import TOKEN_PATH, ImdsApp
@@ -25,7 +25,6 @@ from .state import State
 from .vault_app import VaultApp
 from .wsgi import Request, Response, json_response, text_response
 
-IMDS_HOST = "169.254.169.254"
 StartResponse = Callable[..., Any]
 _log = logging.getLogger(__name__)
 

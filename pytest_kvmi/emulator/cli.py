@@ -19,7 +19,9 @@ from typing import Any
 
 from . import DEMO_VAULT, Emulator
 from .roles import SECRETS_USER
+from .scenario import ScenarioError
 from .servers import LoopbackServers, serve
+from .vault_app import SECRET_NAME
 
 __all__ = ["main"]
 
@@ -29,7 +31,6 @@ VAULT_NAME_RULE = (
 )
 SECRET_NAME_RULE = "1-127 characters: letters, digits and hyphens"
 _VAULT_NAME = re.compile(r"(?!.*--)[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]")
-_SECRET_NAME = re.compile(r"[a-zA-Z0-9-]{1,127}")
 
 
 def _vault_name(text: str) -> str:
@@ -39,7 +40,7 @@ def _vault_name(text: str) -> str:
 
 
 def _secret_name(text: str) -> str:
-    if not _SECRET_NAME.fullmatch(text):
+    if not SECRET_NAME.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"secret name {text!r}: a secret name is {SECRET_NAME_RULE}"
         )
@@ -112,7 +113,7 @@ def _emulator(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tupl
             parser.error("--scenario cannot be combined with --vault, --secret or --secret-env")
         try:
             emulator = Emulator.from_scenario(args.scenario)
-        except (OSError, ValueError) as error:
+        except (OSError, ScenarioError) as error:
             parser.error(f"--scenario {args.scenario}: {error}")
         return emulator, next(iter(emulator.vault_names()), "")
     if not args.vault:

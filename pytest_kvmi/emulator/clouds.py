@@ -27,6 +27,10 @@ class Cloud:
         """The v1 token issuer for a tenant in this cloud."""
         return f"https://{self.sts_host}/{tenant_id}/"
 
+    def v2_issuer(self, tenant_id: str) -> str:
+        """The v2.0 token issuer: Entra's discovery document and Key Vault agree on it."""
+        return f"https://{self.login_host}/{tenant_id}/v2.0"
+
 
 PUBLIC = Cloud(
     "AzurePublicCloud",

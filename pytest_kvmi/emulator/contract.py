@@ -12,6 +12,9 @@ TARGET_KEY = "kvmi.target"
 """WSGI environ key a way in may set: ``"imds"`` or ``"vault:<name>"``. Absent, the core routes
 by the Host header (``169.254.169.254`` is IMDS, ``<name>.<vault suffix>`` is vault ``name``)."""
 
+IMDS_HOST = "169.254.169.254"
+"""Where IMDS answers on every Azure VM: the core routes by it, the ways in intercept it."""
+
 IMDS_TARGET = "imds"
 VAULT_TARGET_PREFIX = "vault:"
 

@@ -86,9 +86,7 @@ def _discovery(base: str, tenant: str, cloud: Cloud, *, v2: bool) -> dict[str, A
             "token",
         ],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "issuer": f"https://login.microsoftonline.com/{tenant}/v2.0"
-        if v2
-        else cloud.issuer(tenant),
+        "issuer": cloud.v2_issuer(tenant) if v2 else cloud.issuer(tenant),
         "authorization_endpoint": f"{oauth}/authorize",
         "tenant_region_scope": "NA",
         "cloud_instance_name": cloud.login_host.removeprefix("login."),

@@ -18,10 +18,10 @@ import requests
 import responses
 
 from .clouds import CLOUDS, LOGIN_HOSTS
-from .contract import DropConnection
+from .contract import IMDS_HOST, DropConnection
 from .transports import (
     DEFAULT_CLIENT_ADDRESS,
-    IMDS_HOST,
+    DEFAULT_PORTS,
     EmulatorLike,
     call_app,
     make_environ,
@@ -92,7 +92,7 @@ def add_emulator(
             headers=request.headers.items(),
             body=body,
             remote_addr=client_address,
-            server_port=url.port or (443 if url.scheme == "https" else 80),
+            server_port=url.port or DEFAULT_PORTS[url.scheme],
         )
         try:
             answer = call_app(emulator.wsgi_app, environ)

@@ -62,7 +62,8 @@ The format (JSON has the same structure; every key but the vault and secret name
     # one of: status (times = 1), delay = <seconds> (times = 1), drop = true (times = 1),
     # audience (imds-token only; times absent: every token answer)
 
-Unknown keys are errors, so a typo does not silently change the setup.
+Unknown keys and values of the wrong type are errors, so a typo does not silently change the
+setup.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,23 +87,58 @@ from .faults import IMDS_TOKEN, Faults
 if TYPE_CHECKING:
     from .emulator import Emulator
 
-_TOP = {"tenant_id", "settings", "vm", "user_identities", "vaults", "role_assignments", "faults"}
-_SETTINGS = {"clock_start", "token_lifetime", "propagation_delay", "throttling"}
+_Check = tuple[Callable[[Any], bool], str]
+_STRING: _Check = (lambda v: isinstance(v, str), "a string")
+_BOOL: _Check = (lambda v: isinstance(v, bool), "true or false")
+_INT: _Check = (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
+_NUMBER: _Check = (
+    lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "a number",
+)
+_STRINGS: _Check = (
+    lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "an array of strings",
+)
+_STRING_TABLE: _Check = (
+    lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+    "a table of strings",
+)
+_NESTED: _Check = (lambda v: True, "")  # checked by the code that reads the nested table
+
+_TOP = {
+    "tenant_id": _STRING, "settings": _NESTED, "vm": _NESTED, "user_identities": _NESTED,
+    "vaults": _NESTED, "role_assignments": _NESTED, "faults": _NESTED,
+}  # fmt: skip
+_SETTINGS = {
+    "clock_start": _NUMBER, "token_lifetime": _NUMBER, "propagation_delay": _NUMBER,
+    "throttling": _BOOL,
+}  # fmt: skip
 _VM = {
-    "name", "subscription_id", "resource_group", "location", "vm_id", "cloud",
-    "system_assigned", "system_client_id", "system_object_id",
+    "name": _STRING, "subscription_id": _STRING, "resource_group": _STRING, "location": _STRING,
+    "vm_id": _STRING, "cloud": _STRING, "system_assigned": _BOOL, "system_client_id": _STRING,
+    "system_object_id": _STRING,
 }  # fmt: skip
-_USER_IDENTITY = {"name", "client_id", "object_id", "resource_group", "subscription_id"}
+_USER_IDENTITY = {
+    "name": _STRING, "client_id": _STRING, "object_id": _STRING, "resource_group": _STRING,
+    "subscription_id": _STRING,
+}  # fmt: skip
 _VAULT = {
-    "name", "tenant_id", "subscription_id", "resource_group", "location", "cloud",
-    "permission_model", "allow", "default_action", "public_network_access", "secrets",
-    "access_policies",
+    "name": _STRING, "tenant_id": _STRING, "subscription_id": _STRING,
+    "resource_group": _STRING, "location": _STRING, "cloud": _STRING,
+    "permission_model": _STRING, "allow": _STRINGS, "default_action": _STRING,
+    "public_network_access": _BOOL, "secrets": _NESTED, "access_policies": _NESTED,
 }  # fmt: skip
-_SECRET = {"name", "value", "content_type", "tags", "enabled", "not_before", "expires"}
-_POLICY = {"principal", "permissions"}
-_ASSIGNMENT = {"principal", "role", "scope"}
+_SECRET = {
+    "name": _STRING, "value": _STRING, "content_type": _STRING, "tags": _STRING_TABLE,
+    "enabled": _BOOL, "not_before": _INT, "expires": _INT,
+}  # fmt: skip
+_POLICY = {"principal": _STRING, "permissions": _STRINGS}
+_ASSIGNMENT = {"principal": _STRING, "role": _STRING, "scope": _STRING}
 _FAULT_KINDS = ("status", "delay", "drop", "audience")
-_FAULT = {*_FAULT_KINDS, "times", "retry_after"}
+_FAULT = {
+    "status": _INT, "delay": _NUMBER, "drop": _BOOL, "audience": _STRING, "times": _INT,
+    "retry_after": _INT,
+}  # fmt: skip
 
 
 class ScenarioError(ValueError):
@@ -118,7 +155,7 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         else:
             raise ScenarioError(f"{file}: a scenario file ends in .toml or .json")
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
         raise ScenarioError(f"{file}: {error}") from error
     if not isinstance(data, dict):
         raise ScenarioError(f"{file}: the top level must be a table/object")
@@ -131,40 +168,49 @@ def build(factory: type[Emulator], data: Mapping[str, Any]) -> Emulator:
     settings = _table(data, "settings", _SETTINGS)
     vm = _table(data, "vm", _VM)
     start = settings.get("clock_start")
-    emulator = factory(
-        tenant_id=data.get("tenant_id"),
-        subscription_id=vm.get("subscription_id"),
-        resource_group=vm.get("resource_group", "rg-kvmi"),
-        vm_name=vm.get("name", "vm-kvmi"),
-        location=vm.get("location", "eastus"),
-        cloud=vm.get("cloud", "AzurePublicCloud"),
-        vm_id=vm.get("vm_id"),
-        system_assigned=False,
-        clock=Clock(start=float(start)) if start is not None else None,
-        token_lifetime=float(settings.get("token_lifetime", 86400)),
-        propagation_delay=float(settings.get("propagation_delay", 0)),
-    )
-    if vm.get("system_assigned", True):
-        emulator.set_system_identity(
-            True, client_id=vm.get("system_client_id"), object_id=vm.get("system_object_id")
+    with _reported("vm"):
+        emulator = factory(
+            tenant_id=data.get("tenant_id"),
+            subscription_id=vm.get("subscription_id"),
+            resource_group=vm.get("resource_group", "rg-kvmi"),
+            vm_name=vm.get("name", "vm-kvmi"),
+            location=vm.get("location", "eastus"),
+            cloud=vm.get("cloud", "AzurePublicCloud"),
+            vm_id=vm.get("vm_id"),
+            system_assigned=False,
+            clock=Clock(start=float(start)) if start is not None else None,
+            token_lifetime=float(settings.get("token_lifetime", 86400)),
+            propagation_delay=float(settings.get("propagation_delay", 0)),
         )
+        if vm.get("system_assigned", True):
+            emulator.set_system_identity(
+                True, client_id=vm.get("system_client_id"), object_id=vm.get("system_object_id")
+            )
     if settings.get("throttling", False):
         emulator.enable_throttling()
     for identity in _tables(data, "user_identities", _USER_IDENTITY):
-        emulator.add_user_identity(
-            _required(identity, "name", "user identity"),
-            **{k: v for k, v in identity.items() if k != "name"},
-        )
+        name = _required(identity, "name", "user identity")
+        with _reported("user_identities"):
+            emulator.add_user_identity(name, **{k: v for k, v in identity.items() if k != "name"})
     for vault in _tables(data, "vaults", _VAULT):
         _add_vault(emulator, vault)
     for assignment in _tables(data, "role_assignments", _ASSIGNMENT):
-        emulator.grant(
-            _required(assignment, "principal", "role assignment"),
-            _required(assignment, "role", "role assignment"),
-            _required(assignment, "scope", "role assignment"),
+        principal, role, scope = (
+            _required(assignment, key, "role assignment") for key in ("principal", "role", "scope")
         )
+        with _reported("role_assignments"):
+            emulator.grant(principal, role, scope)
     _add_faults(emulator, data.get("faults", {}))
     return emulator
+
+
+@contextmanager
+def _reported(where: str) -> Iterator[None]:
+    """What the control API raises for a bad value, as a ScenarioError naming the table."""
+    try:
+        yield
+    except (TypeError, ValueError, LookupError, AttributeError) as error:
+        raise ScenarioError(f"{where}: {error}") from error
 
 
 def _add_faults(emulator: Emulator, faults: Any) -> None:
@@ -178,10 +224,8 @@ def _add_faults(emulator: Emulator, faults: Any) -> None:
             kinds = [kind for kind in _FAULT_KINDS if kind in fault]
             if len(kinds) != 1:
                 raise ScenarioError(f"{where}: give exactly one of {list(_FAULT_KINDS)}")
-            try:
+            with _reported(where):
                 _add_fault(emulator.faults, endpoint, kinds[0], fault)
-            except (TypeError, ValueError) as error:
-                raise ScenarioError(f"{where}: {error}") from error
 
 
 def _add_fault(plan: Faults, endpoint: str, kind: str, fault: Mapping[str, Any]) -> None:
@@ -204,30 +248,32 @@ def _add_fault(plan: Faults, endpoint: str, kind: str, fault: Mapping[str, Any])
 def _add_vault(emulator: Emulator, vault: Mapping[str, Any]) -> None:
     name = _required(vault, "name", "vault")
     settings = {k: v for k, v in vault.items() if k not in ("name", "secrets", "access_policies")}
-    try:
+    with _reported(f"vaults: vault {name!r}"):
         emulator.add_vault(name, **settings)
-    except (TypeError, ValueError) as error:
-        raise ScenarioError(f"vault {name!r}: {error}") from error
-    for secret in _tables(vault, "secrets", _SECRET):
+    for secret in _tables(vault, "secrets", _SECRET, "vaults.secrets"):
         secret_name = _required(secret, "name", f"a secret of vault {name!r}")
         value = _required(secret, "value", f"secret {secret_name!r}")
         options = {k: v for k, v in secret.items() if k not in ("name", "value")}
-        emulator.set_secret(name, secret_name, value, **options)
-    for policy in _tables(vault, "access_policies", _POLICY):
-        emulator.set_access_policy(
-            name,
-            _required(policy, "principal", "access policy"),
-            policy.get("permissions", []),
-        )
+        with _reported(f"vaults.secrets: secret {secret_name!r} of vault {name!r}"):
+            emulator.set_secret(name, secret_name, value, **options)
+    for policy in _tables(vault, "access_policies", _POLICY, "vaults.access_policies"):
+        principal = _required(policy, "principal", "access policy")
+        with _reported(f"vaults.access_policies: vault {name!r}"):
+            emulator.set_access_policy(name, principal, policy.get("permissions", []))
 
 
-def _check(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = set(table) - allowed
+def _check(table: Mapping[str, Any], allowed: Mapping[str, _Check], where: str) -> None:
+    """Unknown keys and values of the wrong type are errors: either would change the setup."""
+    unknown = set(table) - set(allowed)
     if unknown:
         raise ScenarioError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+    for key, value in table.items():
+        test, what = allowed[key]
+        if not test(value):  # the type only: the value may be a secret
+            raise ScenarioError(f"{where}: {key!r} must be {what}, not {type(value).__name__}")
 
 
-def _table(data: Mapping[str, Any], key: str, allowed: set[str]) -> Mapping[str, Any]:
+def _table(data: Mapping[str, Any], key: str, allowed: Mapping[str, _Check]) -> Mapping[str, Any]:
     table = data.get(key, {})
     if not isinstance(table, dict):
         raise ScenarioError(f"{key}: must be a table/object")
@@ -235,12 +281,15 @@ def _table(data: Mapping[str, Any], key: str, allowed: set[str]) -> Mapping[str,
     return table
 
 
-def _tables(data: Mapping[str, Any], key: str, allowed: set[str]) -> list[Mapping[str, Any]]:
+def _tables(
+    data: Mapping[str, Any], key: str, allowed: Mapping[str, _Check], where: str | None = None
+) -> list[Mapping[str, Any]]:
+    where = where or key
     tables = data.get(key, [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise ScenarioError(f"{key}: must be an array of tables/objects")
+        raise ScenarioError(f"{where}: must be an array of tables/objects")
     for table in tables:
-        _check(table, allowed, key)
+        _check(table, allowed, where)
     return tables
 
 

@@ -23,6 +23,7 @@ from .clouds import PUBLIC
 from .contract import IMDS_TARGET, VAULT_TARGET_PREFIX, DropConnection
 from .tls import ThrowawayCA
 from .transports import EmulatorLike, WsgiAnswer, call_app, make_environ
+from .wsgi import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -95,7 +96,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _answer
 
     def _read_body(self) -> bytes | None:
-        """The request body by Content-Length; None once an error is sent (chunked is refused)."""
+        """The request body by Content-Length; None once an error is sent (chunked, too large)."""
         if "Transfer-Encoding" in self.headers:
             self.send_error(411, "kvmi emulator: send a Content-Length, not chunks")
             return None
@@ -103,8 +104,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not (length.isascii() and length.isdigit()):
             self.send_error(400, "kvmi emulator: bad Content-Length")
             return None
-        body = self.rfile.read(int(length))
-        if len(body) < int(length):
+        # Refused before reading, so a client cannot make the server allocate what it claims;
+        # over 20 digits, int() itself may refuse (Python's limit on digits).
+        size = int(length) if len(length) <= 20 else MAX_BODY_BYTES + 1
+        if size > MAX_BODY_BYTES:
+            self.send_error(413, "kvmi emulator: request body too large")
+            return None
+        body = self.rfile.read(size)
+        if len(body) < size:
             self.close_connection = True
             return None
         return body

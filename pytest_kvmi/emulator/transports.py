@@ -15,14 +15,14 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 import httpx
 
 from .clouds import LOGIN_HOSTS, vault_name_from_host
-from .contract import IMDS_TARGET, TARGET_KEY, VAULT_TARGET_PREFIX, DropConnection
+from .contract import IMDS_HOST, IMDS_TARGET, TARGET_KEY, VAULT_TARGET_PREFIX, DropConnection
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CLIENT_ADDRESS",
-    "IMDS_HOST",
+    "DEFAULT_PORTS",
     "AsyncEmulatorTransport",
     "EmulatorLike",
     "EmulatorTransport",
@@ -41,12 +41,10 @@ __all__ = [
     "route",
 ]
 
-IMDS_HOST = "169.254.169.254"
-
 DEFAULT_CLIENT_ADDRESS = "127.0.0.1"
 """REMOTE_ADDR the in-process ways give the core unless told otherwise (what httpx uses too)."""
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class EmulatorLike(Protocol):
@@ -80,7 +78,7 @@ def route(scheme: str, host: str, port: int | None, vault_names: Iterable[str]) 
     A vault host whose name is not a vault of the emulator is None, as DNS would not resolve it.
     """
     host = host.lower().rstrip(".")
-    if port not in (None, _DEFAULT_PORTS.get(scheme)):
+    if port not in (None, DEFAULT_PORTS.get(scheme)):
         return None
     if scheme == "http" and host == IMDS_HOST:
         return Route(IMDS_TARGET)
@@ -145,12 +143,13 @@ def make_environ(
 
 @dataclass(frozen=True)
 class WsgiAnswer:
-    """The core's whole answer to one request, body buffered."""
+    """The core's whole answer to one request, body buffered (not in the repr: it may hold a
+    secret value or a token)."""
 
     status: int
     reason: str
     headers: list[tuple[str, str]]
-    body: bytes
+    body: bytes = field(repr=False)
 
 
 def call_app(app: WSGIApplication, environ: WSGIEnvironment) -> WsgiAnswer:
@@ -207,7 +206,7 @@ class _InProcess:
             headers=request.headers.multi_items(),
             body=body,
             remote_addr=self._client_address,
-            server_port=url.port or _DEFAULT_PORTS[url.scheme],
+            server_port=url.port or DEFAULT_PORTS[url.scheme],
         )
         try:
             answer = call_app(self._emulator.wsgi_app, environ)

@@ -32,7 +32,8 @@ from .wsgi import Request, Response, json_response
 
 CLOCK_SKEW_SECONDS = 300
 SERVICE_VERSION = "1.9.2095.1"
-_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
+SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
+"""What Key Vault accepts as a secret name (the CLI checks its flags against it too)."""
 _MAX_RESULTS = 25
 _RETENTION_SECONDS = 90 * 86400
 
@@ -120,8 +121,7 @@ class VaultApp:
             return _unauthorized(vault, message)
         issuer = claims.get("iss")
         expected = cloud.issuer(vault.tenant_id)
-        v2_issuer = f"https://{cloud.login_host}/{vault.tenant_id}/v2.0"
-        if issuer not in (expected, v2_issuer):
+        if issuer not in (expected, cloud.v2_issuer(vault.tenant_id)):
             return _unauthorized(vault, wording.invalid_issuer(expected, str(issuer)))
         now = self._state.clock.now()
         expires, not_before = claims.get("exp"), claims.get("nbf", 0)
@@ -218,7 +218,7 @@ def _route(request: Request) -> _Operation | Response:
     else:
         shape = "versions" if parts[2] == "versions" else "version"
     name = parts[1] if len(parts) > 1 else None
-    if name is not None and not _NAME.fullmatch(name):
+    if name is not None and not SECRET_NAME.fullmatch(name):
         return _bad_parameter(f"The request URI contains an invalid name: {name}")
     entry = _OPERATIONS.get((shape, request.method))
     if entry is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
@@ -16,11 +16,14 @@ MAX_BODY_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class Response:
-    """A complete answer: status, headers (without Content-Length) and body."""
+    """A complete answer: status, headers (without Content-Length) and body.
+
+    The body stays out of the repr: it may hold a secret value or a token.
+    """
 
     status: int
     headers: tuple[tuple[str, str], ...]
-    body: bytes
+    body: bytes = field(repr=False)
 
     @property
     def status_line(self) -> str:

@@ -15,6 +15,8 @@ import pytest
 from pytest_kvmi.emulator import Clock, Emulator
 
 DATA = Path(__file__).parent / "data"
+CAPTURES = Path(__file__).parent.parent / "data" / "captures"
+"""The real Azure answers, shared with the plugin's tests."""
 START = 1_700_000_000.0
 VM_ADDRESS = "203.0.113.9"
 IMDS_URL = "http://169.254.169.254"
@@ -27,8 +29,8 @@ _STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ")
 
 
 def capture(name: str) -> dict[str, Any]:
-    """One real Azure response from tests/emulator/data/captures."""
-    data: dict[str, Any] = json.loads((DATA / "captures" / f"{name}.json").read_text("utf-8"))
+    """One real Azure response from tests/data/captures."""
+    data: dict[str, Any] = json.loads((CAPTURES / f"{name}.json").read_text("utf-8"))
     return data
 
 

@@ -142,6 +142,31 @@ def test_invalid_flags_are_usage_errors_quoting_the_rule(
     assert "hidden-v" not in err
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[[role_assignments]]\nprincipal = "system"\nrole = "Key Vault Secrets User"\n'
+        'scope = "vault:nowhere"\n',
+        '[[vaults]]\nname = "kv"\n[[vaults.secrets]]\nname = "s"\nvalue = "v"\ntags = "x"\n',
+        b"\xff\xfe not utf-8",
+    ],
+)
+def test_a_bad_scenario_file_is_a_one_line_usage_error(
+    tmp_path: Path, text: str | bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    with pytest.raises(SystemExit) as exited:
+        main(["--scenario", str(path)])
+    assert exited.value.code == 2
+    *usage, error = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"kvmi-emulator: error: --scenario {path}: ")
+    assert all(line.startswith(("usage:", " ")) for line in usage)
+
+
 def test_the_console_script_is_this_main() -> None:
     (script,) = entry_points(group="console_scripts", name="kvmi-emulator")
     assert script.load() is main

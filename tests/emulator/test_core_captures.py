@@ -1,4 +1,4 @@
-"""Each real Azure response in data/captures: the emulator, driven into the same situation,
+"""Each real Azure response in tests/data/captures: the emulator, driven into the same situation,
 answers with the same status, headers, codes and wording (ids, addresses and times masked)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from pytest_kvmi.emulator import Clock, Emulator
 from pytest_kvmi.emulator.faults import IMDS_TOKEN
 
-from .conftest import DATA, capture, client, imds_get, imds_token, mask, vault_get
+from .conftest import CAPTURES, capture, client, imds_get, imds_token, mask, vault_get
 
 MS_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 OTHER_TENANT = "ec568c69-965a-495b-8823-a7f3c2dc890f"
@@ -193,7 +193,7 @@ _VERSION_IN_MESSAGE = re.compile(r"\(\d[\d.-]*\)")
 
 
 def test_every_capture_has_a_driver() -> None:
-    files = {p.stem for p in (DATA / "captures").glob("*.json")}
+    files = {p.stem for p in CAPTURES.glob("*.json")}
     assert files == set(DRIVERS)
 
 

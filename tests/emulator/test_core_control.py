@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -12,8 +14,22 @@ from pytest_kvmi.emulator import Clock, Emulator
 from pytest_kvmi.emulator.contract import DropConnection
 from pytest_kvmi.emulator.faults import IMDS, IMDS_TOKEN, VAULT
 from pytest_kvmi.emulator.scenario import ScenarioError
+from pytest_kvmi.emulator.transports import call_app, make_environ
+from pytest_kvmi.emulator.wsgi import Request
 
-from .conftest import DATA, IMDS_URL, client, error_code, imds_get, imds_token, vault_get
+from .conftest import (
+    DATA,
+    IMDS_URL,
+    VM_ADDRESS,
+    client,
+    error_code,
+    imds_get,
+    imds_token,
+    vault_get,
+)
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 V = {"api-version": "2018-02-01", "resource": "https://vault.azure.net"}
 
@@ -51,6 +67,49 @@ def test_bad_scenario_files_are_refused(tmp_path: Path, text: str, suffix: str) 
     path.write_text(text)
     with pytest.raises(ScenarioError):
         Emulator.from_scenario(path)
+
+
+BAD_VALUE_VAULT = '[[vaults]]\nname = "kv-app"\n[[vaults.secrets]]\nname = "s"\nvalue = "v"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "key"),
+    [
+        (
+            '[[role_assignments]]\nprincipal = "system"\nrole = "Key Vault Secrets User"\n'
+            'scope = "vault:nowhere"\n',
+            "role_assignments",
+            "nowhere",
+        ),
+        (BAD_VALUE_VAULT + 'tags = "x"\n', "vaults.secrets", "tags"),
+        (BAD_VALUE_VAULT + "tags = { team = 1 }\n", "vaults.secrets", "tags"),
+        (BAD_VALUE_VAULT + 'expires = "soon"\n', "vaults.secrets", "expires"),
+        (BAD_VALUE_VAULT + "not_before = true\n", "vaults.secrets", "not_before"),
+        (BAD_VALUE_VAULT + 'enabled = "false"\n', "vaults.secrets", "enabled"),
+        (BAD_VALUE_VAULT + "content_type = 1\n", "vaults.secrets", "content_type"),
+        ('[[vaults]]\nname = "kv"\n[[vaults.secrets]]\nname = "s"\nvalue = 1234\n', "", "value"),
+        ('[vm]\nsystem_assigned = "no"\n', "vm", "system_assigned"),
+        ('[settings]\nthrottling = "off"\n', "settings", "throttling"),
+        (
+            '[vm]\nsystem_assigned = false\n[[vaults]]\nname = "kv"\n'
+            'permission_model = "access-policy"\n'
+            '[[vaults.access_policies]]\nprincipal = "system"\npermissions = ["get"]\n',
+            "vaults.access_policies",
+            "system",
+        ),
+    ],
+)
+def test_bad_scenario_values_are_refused_naming_where(
+    tmp_path: Path, text: str, where: str, key: str
+) -> None:
+    path = tmp_path / "scenario.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as refused:
+        Emulator.from_scenario(path)
+    assert isinstance(refused.value, ValueError)  # what the plugin turns into a usage error
+    assert where in str(refused.value)
+    assert key in str(refused.value)
+    assert "1234" not in str(refused.value)  # a value is never echoed: it may be a secret
 
 
 def test_default_emulator_is_empty_but_valid() -> None:
@@ -148,6 +207,47 @@ def test_secret_values_never_reach_repr_or_str(emu: Emulator, token: str) -> Non
     assert not any(canary in text for text in texts)
     assert version.value.reveal() == canary
     assert vault_get(emu, "/secrets/app-secret", token).json()["value"] == canary
+
+
+def _environ(host: str, path: str, query: str, headers: list[tuple[str, str]]) -> WSGIEnvironment:
+    return make_environ(
+        method="GET",
+        scheme="http" if host == "169.254.169.254" else "https",
+        host_header=host,
+        server_name=host,
+        target=None,
+        raw_path=path,
+        query=query,
+        headers=headers,
+        body=b"",
+        remote_addr=VM_ADDRESS,
+        server_port=80 if host == "169.254.169.254" else 443,
+    )
+
+
+def test_answers_keep_secret_values_and_tokens_out_of_their_repr(emu: Emulator) -> None:
+    canary = "canary-5a4b3c2d-do-not-print"
+    emu.set_secret("demo", "app-secret", canary)
+    imds = _environ(
+        "169.254.169.254",
+        "/metadata/identity/oauth2/token",
+        "api-version=2018-02-01&resource=https://vault.azure.net",
+        [("Metadata", "true")],
+    )
+    token_answer = call_app(emu.wsgi_app, imds)
+    token = json.loads(token_answer.body)["access_token"]
+    secret = _environ(
+        "demo.vault.azure.net",
+        "/secrets/app-secret",
+        "api-version=7.4",
+        [("Authorization", f"Bearer {token}")],
+    )
+    secret_answer = call_app(emu.wsgi_app, secret)
+    assert canary in secret_answer.body.decode()
+    responses = [emu.wsgi_app.respond(Request(env)) for env in (imds, secret)]
+    assert all(r.status == 200 for r in responses)
+    assert token not in repr(token_answer) + repr(responses[0])
+    assert canary not in repr(secret_answer) + repr(responses[1])
 
 
 def test_unexpected_failure_is_a_500_without_details(

@@ -463,3 +463,29 @@ def test_loopback_host_shapes_ids(emu: Emulator, token: str) -> None:
             SECRET, params={"api-version": "7.4"}, headers={"Authorization": f"Bearer {token}"}
         )
     assert response.json()["id"].startswith("https://127.0.0.1:8443/secrets/app-secret/")
+
+
+@pytest.mark.parametrize(
+    ("cloud", "login", "vault_host"),
+    [
+        ("AzureUSGovernment", "login.microsoftonline.us", "gov.vault.usgovcloudapi.net"),
+        ("AzureChinaCloud", "login.chinacloudapi.cn", "gov.vault.azure.cn"),
+    ],
+)
+def test_the_v2_issuer_entra_publishes_is_one_the_vault_accepts(
+    cloud: str, login: str, vault_host: str
+) -> None:
+    emu = Emulator(cloud=cloud)
+    emu.add_vault("gov")
+    emu.set_secret("gov", "app-secret", "sovereign-value")
+    emu.grant("system", "Key Vault Secrets User", "vault:gov")
+    with client(emu, f"https://{login}") as entra:
+        path = f"/{emu.tenant_id}/v2.0/.well-known/openid-configuration"
+        issuer = entra.get(path).json()["issuer"]
+    assert issuer.startswith(f"https://{login}/")
+    token = emu.mint_token(claims={"iss": issuer})
+    with client(emu, f"https://{vault_host}") as kv:
+        answer = kv.get(
+            SECRET, params={"api-version": "7.4"}, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert answer.status_code == 200, answer.text

@@ -129,6 +129,17 @@ def test_a_bad_content_length_is_a_400(servers: LoopbackServers) -> None:
         assert read_until_closed(s).startswith(b"HTTP/1.1 400 ")
 
 
+@pytest.mark.parametrize("length", [b"100000000000", b"9" * 5000])
+def test_a_huge_content_length_is_a_413_before_reading(
+    servers: LoopbackServers, length: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(servers.imds_endpoint)), timeout=10) as s:
+        s.sendall(b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n")
+        answer = read_until_closed(s)  # closed: the body it announced is never read
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert httpx.get(f"{servers.imds_endpoint}/still-there").json()["path"] == "/still-there"
+
+
 def test_an_app_that_fails_gets_a_500_and_a_traceback_on_stderr(
     servers: LoopbackServers, capsys: pytest.CaptureFixture[str]
 ) -> None:
