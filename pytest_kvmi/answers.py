@@ -22,6 +22,16 @@ MAX_BODY = 1 << 20
 """Bytes read from any answer; Key Vault secrets are at most 25 KiB, IMDS tokens a few KiB."""
 
 
+def whole_number(value: object) -> int | None:
+    """An integer field of a service's JSON: IMDS sends numbers as strings, Key Vault as
+    numbers; anything else (a bool, a float, text) is no number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
 @dataclass(frozen=True)
 class Answer:
     """A complete HTTP answer. ``body`` is redacted; ``too_large`` means it was cut at MAX_BODY."""

@@ -12,9 +12,9 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from pytest_kvmi.diagnosis import Code, Diagnosis, KvmiError, diagnose
+from pytest_kvmi.diagnosis import Code, Diagnosis, Facts, KvmiError, diagnose
 from pytest_kvmi.retry import Clock, Sleep
 from pytest_kvmi.settings import SecretRef, parse_secret
 from pytest_kvmi.token import AccessToken
@@ -119,8 +119,7 @@ def read_secrets(
             bundle = vault.get_secret(ref, token)
         except KvmiError as error:
             return ReadResult(ref, None, error.diagnosis)
-        # replace, not merge: Facts.merge deep-copies every field, a cost paid per read here.
-        return ReadResult(ref, bundle, diagnose(Code.OK, replace(facts, secret_name=ref.name)))
+        return ReadResult(ref, bundle, diagnose(Code.OK, facts.merge(Facts(secret_name=ref.name))))
 
     with ThreadPoolExecutor(max_workers=min(concurrency, len(refs))) as pool:
         return list(pool.map(read, refs))

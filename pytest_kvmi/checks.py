@@ -64,7 +64,22 @@ def _attempt(call: Callable[[], T]) -> T | Diagnosis:
 
 
 def _utc(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The date of a secret attribute; a number past Python's dates is shown as it is."""
+    try:
+        return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return f"{timestamp} (epoch seconds)"
+
+
+def is_this_vm(mirid: str, resource_id: str) -> bool:
+    """Whether a system-assigned token's ``xms_mirid`` names the VM IMDS describes: the VM
+    itself, or the scale set of a uniform scale set's instance (whose resourceId is
+    ``.../virtualMachineScaleSets/<set>/virtualMachines/<n>``)."""
+    mirid, resource_id = mirid.lower().rstrip("/"), resource_id.lower().rstrip("/")
+    if mirid == resource_id:
+        return True
+    in_set = "/providers/microsoft.compute/virtualmachinescalesets/" in mirid
+    return in_set and resource_id.startswith(mirid + "/virtualmachines/")
 
 
 class Probe:
@@ -174,7 +189,7 @@ class Probe:
                 return run.failed(instance)
             claims, vm = token.claims, instance.resource_id
             mirid = claims.xms_mirid or ""
-            if claims.kind == SYSTEM_ASSIGNED and mirid.lower() == vm.lower():
+            if claims.kind == SYSTEM_ASSIGNED and is_this_vm(mirid, vm):
                 summary = f"the token is this VM's system-assigned identity ({vm})"
                 return run.passed(Code.OK, summary)
             subscription = f"/subscriptions/{instance.subscription_id}/".lower()
@@ -275,14 +290,7 @@ class Probe:
                 "tenant_id": claims.tenant_id,
                 "resource_id": claims.xms_mirid,
             }
-        selector = self._settings.identity
-        return {
-            "kind": SYSTEM_ASSIGNED if selector.is_system_assigned else USER_ASSIGNED,
-            "client_id": selector.client_id,
-            "object_id": selector.object_id,
-            "tenant_id": None,
-            "resource_id": selector.msi_res_id,
-        }
+        return self._settings.identity.report()
 
     # --- shared answers, remembered ------------------------------------------------------------
 

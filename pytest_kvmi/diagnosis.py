@@ -82,7 +82,6 @@ class Facts:
     vm_name: str | None = None
     resource_group: str | None = None
     subscription_id: str | None = None
-    retry_after: str | None = None
     vm_resource_id: str | None = None
     token_resource_id: str | None = None
 
@@ -189,12 +188,13 @@ _CATALOGUE: Mapping[Code, _Entry] = {
         "Cache tokens instead of requesting one per call, lower concurrency, and retry later.",
     ),
     Code.IMDS_UNAVAILABLE: _Entry(
-        "IMDS kept answering {status} until the retry budget ran out.",
+        "IMDS kept failing ({detail}) until the retry budget ran out.",
         (
             "IMDS is being updated (410 for up to 70 s) or is failing (5xx).",
             "The VM is starting or migrating.",
         ),
-        "Retry in a minute; allow a longer retry budget for post-deploy runs.",
+        "Retry in a minute, or give IMDS's update time to finish within the run: "
+        "--kv-retry-budget=80 (IMDS answers 410 for up to 70 s while it updates).",
     ),
     Code.TOKEN_MALFORMED: _Entry(
         "IMDS answered 200 but the token could not be read ({detail}).",

@@ -36,11 +36,14 @@ def _identity(emulator: Emulator, selector: IdentitySelector) -> Identity:
         system = emulator.system_identity
         assert system is not None, "Emulator() has a system-assigned identity by default"
         return system
-    name = USER_IDENTITY_NAME
     if selector.msi_res_id:
-        name = selector.msi_res_id.rstrip("/").rsplit("/", 1)[-1]
+        # /subscriptions/<sub>/resourcegroups/<rg>/providers/.../userAssignedIdentities/<name>
+        parts = selector.msi_res_id.strip("/").split("/")
+        return emulator.add_user_identity(
+            parts[-1], subscription_id=parts[1], resource_group=parts[3]
+        )
     return emulator.add_user_identity(
-        name, client_id=selector.client_id, object_id=selector.object_id
+        USER_IDENTITY_NAME, client_id=selector.client_id, object_id=selector.object_id
     )
 
 
@@ -64,7 +67,11 @@ def demo_target(
 ) -> EmulatedTarget:
     """The demo shape with the given names: readable secrets granted, forbidden ones not."""
     vault, readable, forbidden = demo_names(vault, readable, forbidden)
-    emulator = Emulator(cloud=settings.cloud.az_environment)
+    # A user-assigned identity named by resource id lives in that id's subscription; the VM
+    # joins it, as vm-binding expects of a user-assigned identity of the VM's subscription.
+    res_id = settings.identity.msi_res_id
+    subscription = res_id.strip("/").split("/")[1] if res_id else None
+    emulator = Emulator(cloud=settings.cloud.az_environment, subscription_id=subscription)
     emulator.add_vault(vault)
     identity = _identity(emulator, settings.identity)
     for ref in readable:
@@ -76,13 +83,12 @@ def demo_target(
 
 
 def scenario_target(
-    path: str,
+    emulator: Emulator,
     vault: str | None,
     readable: tuple[SecretRef, ...],
     forbidden: tuple[SecretRef, ...],
 ) -> EmulatedTarget:
-    """The setup of a scenario file; the vault defaults to its first one."""
-    emulator = Emulator.from_scenario(path)
+    """The setup a scenario file built; the vault defaults to its first one."""
     names = emulator.vault_names()
     return EmulatedTarget(
         emulator, vault or (names[0] if names else DEMO_VAULT), readable, forbidden
@@ -129,6 +135,6 @@ def role_switch(target: EmulatedTarget, settings: Settings) -> RoleSwitch | None
     key = selector.client_id or selector.object_id or selector.msi_res_id or "system"
     try:
         identity = target.emulator.identity(key)
-    except (KeyError, LookupError):
+    except LookupError:
         return None
     return RoleSwitch(target.emulator, target.vault, identity.object_id)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from pytest_kvmi import imds_classify
-from pytest_kvmi.answers import Answer, Failure
+from pytest_kvmi.answers import Answer, Failure, whole_number
 from pytest_kvmi.diagnosis import Code, Diagnosis, Facts, KvmiError, diagnose
 from pytest_kvmi.redact import Redacted
 from pytest_kvmi.retry import Backoff, Clock, Sleep
@@ -77,19 +77,10 @@ def _token_from(answer: Answer, facts: Facts) -> AccessToken | Diagnosis:
         )
     try:
         return AccessToken.parse(
-            raw, expires_on=_number(body.get("expires_on")), resource=body.get("resource")
+            raw, expires_on=whole_number(body.get("expires_on")), resource=body.get("resource")
         )
     except KvmiError as error:
         return error.diagnosis
-
-
-def _number(value: object) -> int | None:
-    """IMDS sends every number as a string; tolerate real numbers too."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
 
 
 def _tls_context(endpoint: str) -> ssl.SSLContext | bool:

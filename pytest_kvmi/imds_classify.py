@@ -67,7 +67,7 @@ def _classify_bad_request(error: str, description: str, lowered: str, facts: Fac
         return diagnose(
             Code.INVALID_RESOURCE, facts.merge(Facts(detail=found.group() if found else error))
         )
-    if "metadata" in lowered and "header" in lowered:
+    if ("metadata" in lowered and "header" in lowered) or "x-forwarded-for" in lowered:
         return diagnose(Code.METADATA_HEADER_REJECTED, facts)
     if "identity not found" in lowered:
         return diagnose(Code.IDENTITY_NOT_FOUND, facts)

@@ -68,6 +68,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("imds_endpoint", "the IMDS endpoint (default http://169.254.169.254)", "URL"),
     Option("ca_bundle", "a PEM file of CAs to trust for the vault", "PATH"),
     Option("timeout", "seconds any single request may take (default 2)", "SECONDS"),
+    Option(
+        "retry_budget",
+        "seconds the retries of one request may take in all (default 10; IMDS answers 410 for "
+        "up to 70 s while it updates)",
+        "SECONDS",
+    ),
     Option("cloud", "public, usgov or china (default: from the vault URL, else public)", "NAME"),
     Option(
         "wait",

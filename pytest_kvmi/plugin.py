@@ -68,6 +68,8 @@ class Run:
     forbidden: tuple[SecretRef, ...]
     wait: float
     scenario: str | None
+    scenario_emulator: Emulator | None = None
+    """The emulator the scenario file built when it was checked, kept for the session."""
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -151,6 +153,7 @@ def _build_run(resolved: Resolved) -> Run:
     """Validate every setting before any network call; a bad one is a usage error that quotes
     the rule and says where the value came from."""
     from pytest_kvmi.settings import (
+        DEFAULT_RETRY_BUDGET,
         DEFAULT_TIMEOUT,
         IdentitySelector,
         Settings,
@@ -163,8 +166,7 @@ def _build_run(resolved: Resolved) -> Run:
 
     _refuse_empty_and_unknown(resolved)
     scenario = resolved.text("scenario") or (DEMO if resolved["emulator"].value else None)
-    if scenario not in (None, DEMO):
-        _check_scenario(str(scenario))
+    scenario_emulator = _load_scenario(scenario) if scenario not in (None, DEMO) else None
     with _rule_of(resolved, "cloud"):
         cloud = parse_cloud(resolved.text("cloud") or "public")
     vault = resolved.text("vault")
@@ -173,7 +175,7 @@ def _build_run(resolved: Resolved) -> Run:
     if scenario is not None and parsed is not None:
         if parsed.name is None:
             raise pytest.UsageError(f"{_where(resolved, 'vault')}: with --kv-emulator, a name")
-        vault = parsed.name
+        vault = parsed.name  # the emulator answers at the cloud's own URL for this name
     ids = ("client_id", "object_id", "msi_res_id")
     with _rule_of(resolved, *ids):
         IdentitySelector(*(resolved.text(name) for name in ids))
@@ -188,6 +190,7 @@ def _build_run(resolved: Resolved) -> Run:
     with _rule_of(resolved, "forbidden_secret"):
         forbidden = tuple(parse_secret(s) for s in resolved.items("forbidden_secret"))
     timeout = _seconds(resolved, "timeout", DEFAULT_TIMEOUT, minimum=0.01)
+    retry_budget = _seconds(resolved, "retry_budget", DEFAULT_RETRY_BUDGET, minimum=0)
     wait = _seconds(resolved, "wait", 0.0, minimum=0)
     if scenario == DEMO:
         from pytest_kvmi.emulated import demo_names
@@ -196,27 +199,29 @@ def _build_run(resolved: Resolved) -> Run:
     with _rule_of(resolved, *(o.name for o in OPTIONS)):  # validated above: cannot fail
         settings = Settings.build(
             vault=vault or None,
-            cloud=resolved.text("cloud"),
+            # A vault URL decides the cloud (it may be reduced to a name just above).
+            cloud=resolved.text("cloud") or (parsed.cloud.name if parsed else None),
             client_id=resolved.text("client_id"),
             object_id=resolved.text("object_id"),
             msi_res_id=resolved.text("msi_res_id"),
             imds_endpoint=resolved.text("imds_endpoint"),
             timeout=timeout,
+            retry_budget=retry_budget,
             ca_bundle=ca_bundle,
         )
-    return Run(resolved, settings, readable, forbidden, wait, scenario)
+    return Run(resolved, settings, readable, forbidden, wait, scenario, scenario_emulator)
 
 
-def _check_scenario(path: str) -> None:
-    """A scenario file that does not load is a usage error, before any test runs."""
+def _load_scenario(path: str) -> Emulator:
+    """The emulator a scenario file sets up; one that does not load is a usage error, before
+    any test runs."""
     from pytest_kvmi.emulator import Emulator
-    from pytest_kvmi.emulator.scenario import ScenarioError
 
     if not os.path.isfile(path):
         raise pytest.UsageError(f"--kv-scenario {path!r}: a scenario file (TOML or JSON)")
     try:
-        Emulator.from_scenario(path)
-    except (ScenarioError, ValueError, LookupError) as error:
+        return Emulator.from_scenario(path)
+    except (ValueError, LookupError) as error:  # ScenarioError is a ValueError
         raise pytest.UsageError(f"--kv-scenario {path!r}: {error}") from None
 
 
@@ -341,7 +346,8 @@ def kvmi_target(pytestconfig: pytest.Config) -> Iterator[Target]:
         if run.scenario == DEMO:
             emulated = demo_target(settings, vault, run.readable, run.forbidden)
         else:
-            emulated = scenario_target(run.scenario, vault, run.readable, run.forbidden)
+            assert run.scenario_emulator is not None, "built when the scenario was checked"
+            emulated = scenario_target(run.scenario_emulator, vault, run.readable, run.forbidden)
         settings = _with_vault(settings, emulated.vault)
         transport = emulated.emulator.transport()
         clock = emulated.emulator.clock
@@ -453,6 +459,10 @@ class Checker:
         if check_id == "role-revocation":
             emulated = self._target.emulated
             switch = role_switch(emulated, self._target.settings) if emulated else None
+            if emulated and switch is None:
+                identity = self._target.settings.identity.describe()
+                reason = f"the emulator has no identity {identity}: see identity-present"
+                return Verdict(check_id, None, Outcome.SKIPPED, None, reason)
             first = emulated.readable[0] if emulated and emulated.readable else None
             return probe.role_revocation(secret or first, switch)
         runs = {
@@ -535,7 +545,7 @@ class RunReporter:
                 "cloud": run.settings.cloud.name,
                 "emulated": run.emulated,
             },
-            selector=run.settings.identity.query(),
+            selected=run.settings.identity.report(),
         )
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)  # as --junitxml does

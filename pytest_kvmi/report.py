@@ -32,23 +32,11 @@ def summary_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def _identity(rows: Sequence[Mapping[str, Any]], selector: Mapping[str, str]) -> dict[str, Any]:
-    """What the token said of the identity, else what the options selected."""
-    for row in rows:
-        if row.get("identity"):
-            return dict(row["identity"])
-    kind = "user-assigned" if selector else "system-assigned"
-    return {
-        "kind": kind,
-        "client_id": selector.get("client_id"),
-        "object_id": selector.get("object_id"),
-        "resource_id": selector.get("msi_res_id"),
-        "tenant_id": None,
-    }
-
-
 def build_report(
-    *, rows: Sequence[Mapping[str, Any]], vault: Mapping[str, Any], selector: Mapping[str, str]
+    *,
+    rows: Sequence[Mapping[str, Any]],
+    vault: Mapping[str, Any],
+    selected: Mapping[str, str | None],
 ) -> dict[str, Any]:
     """The ``pytest-kvmi/report/1`` document."""
     checks = [
@@ -62,6 +50,8 @@ def build_report(
     return {
         "schema": SCHEMA,
         "vault": dict(vault),
-        "identity": _identity(rows, selector),
+        # What the token said of the identity (identity-present records it), else what the
+        # options selected.
+        "identity": next((dict(r["identity"]) for r in rows if r.get("identity")), dict(selected)),
         "checks": checks,
     }

@@ -84,7 +84,6 @@ _CLOUD_ALIASES: Mapping[str, Cloud] = {
 }
 CLOUD_RULE = "a cloud is one of: public, usgov, china (or their az names)"
 
-KEY_VAULT_AUDIENCES = frozenset(cloud.audience for cloud in CLOUDS)
 KEY_VAULT_APP_ID = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"
 """Key Vault's application id, which it also accepts as a token audience."""
 
@@ -231,6 +230,16 @@ class IdentitySelector:
         )
         return {key: value for key, value in pairs if value is not None}
 
+    def report(self) -> dict[str, str | None]:
+        """What is known of the identity before any token: for reports when none came."""
+        return {
+            "kind": "system-assigned" if self.is_system_assigned else "user-assigned",
+            "client_id": self.client_id,
+            "object_id": self.object_id,
+            "tenant_id": None,
+            "resource_id": self.msi_res_id,
+        }
+
     def describe(self) -> str:
         pairs = self.query()
         if not pairs:
@@ -244,14 +253,19 @@ def resolve_imds_endpoint(explicit: str | None, env: Mapping[str, str]) -> str:
     else IMDS's link-local address; always without a trailing slash."""
     endpoint = explicit or env.get(POD_IDENTITY_ENV) or DEFAULT_IMDS_ENDPOINT
     endpoint = endpoint.strip().rstrip("/")
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _refuse(
-            Code.INVALID_SETTING,
-            Facts(
-                detail=f"IMDS endpoint {endpoint!r}: an http(s) URL such as {DEFAULT_IMDS_ENDPOINT}"
-            ),
-        )
+    rule = (
+        f"IMDS endpoint {endpoint!r}: an http(s) URL with no path, such as {DEFAULT_IMDS_ENDPOINT}"
+    )
+    try:
+        parts = urlsplit(endpoint)
+        valid = parts.port is None or parts.port > 0  # reading .port checks its range
+    except ValueError:
+        valid = False
+    else:
+        valid = valid and parts.scheme in ("http", "https") and bool(parts.hostname)
+        valid = valid and not (parts.path or parts.query or parts.fragment or parts.username)
+    if not valid:
+        raise _refuse(Code.INVALID_SETTING, Facts(detail=rule))
     return endpoint
 
 

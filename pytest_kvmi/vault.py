@@ -17,14 +17,13 @@ from typing import Any
 import httpx
 
 from pytest_kvmi import vault_classify
-from pytest_kvmi.answers import Answer, Failure
+from pytest_kvmi.answers import Answer, Failure, whole_number
 from pytest_kvmi.challenge import Challenge, parse_challenge
 from pytest_kvmi.diagnosis import Code, Diagnosis, Facts, KvmiError, diagnose
 from pytest_kvmi.redact import Redacted
 from pytest_kvmi.retry import Backoff, Clock, Sleep
 from pytest_kvmi.service import Service
 from pytest_kvmi.settings import (
-    KEY_VAULT_AUDIENCES,
     SecretRef,
     Settings,
     Vault,
@@ -74,10 +73,6 @@ class SecretBundle:
         name, version = (segments[-2], segments[-1]) if len(segments) >= 6 else (segments[-1], "")
         tags = body.get("tags")
 
-        def number(key: str) -> int | None:
-            found = attributes.get(key)
-            return found if isinstance(found, int) and not isinstance(found, bool) else None
-
         enabled = attributes.get("enabled")
         content_type = body.get("contentType")
         return cls(
@@ -87,10 +82,10 @@ class SecretBundle:
             value=value,
             content_type=content_type if isinstance(content_type, str) else None,
             enabled=enabled if isinstance(enabled, bool) else None,
-            not_before=number("nbf"),
-            expires=number("exp"),
-            created=number("created"),
-            updated=number("updated"),
+            not_before=whole_number(attributes.get("nbf")),
+            expires=whole_number(attributes.get("exp")),
+            created=whole_number(attributes.get("created")),
+            updated=whole_number(attributes.get("updated")),
             tags={str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {},
         )
 
@@ -174,7 +169,7 @@ class VaultClient(Service):
     def _checked(self, found: Challenge) -> Challenge:
         """Refuse a challenge that would make us request any token but the vault's own."""
         audience = found.audience
-        if audience not in KEY_VAULT_AUDIENCES or audience != self._cloud.audience:
+        if audience != self._cloud.audience:  # the cloud's is always a Key Vault audience
             detail = (
                 f"the vault's challenge asks for a token for {audience!r}, not the "
                 f"{self._cloud.name} cloud's Key Vault audience {self._cloud.audience}; "

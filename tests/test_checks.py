@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_kvmi.checks import CHECK_IDS, Outcome, Probe, Verdict
+from pytest_kvmi.checks import CHECK_IDS, Outcome, Probe, Verdict, is_this_vm
 from pytest_kvmi.emulator import Clock, Emulator, RoleAssignment
 from pytest_kvmi.emulator.faults import IMDS, IMDS_TOKEN
 from pytest_kvmi.imds import ImdsClient
@@ -593,3 +593,35 @@ def test_secret_values_and_tokens_never_reach_a_verdict(rig: Rig) -> None:
         texts = [verdict.render(), repr(verdict), *map(str, dataclasses.astuple(verdict))]
         assert not [t for t in texts if canary in t or signature in t or "eyJ" in t], verdict
     assert not [note for note in rig.notes if canary in note or "eyJ" in note]
+
+
+SCALE_SET = (
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/ss"
+)
+
+
+@pytest.mark.parametrize(
+    ("mirid", "resource_id", "same"),
+    [
+        (f"{SCALE_SET[:-len('virtualMachineScaleSets/ss')]}virtualMachines/vm1",
+         f"{SCALE_SET[:-len('virtualMachineScaleSets/ss')]}virtualMachines/vm1", True),
+        (SCALE_SET.lower(), f"{SCALE_SET}/virtualMachines/3", True),  # a uniform scale set
+        (SCALE_SET, f"{SCALE_SET}2/virtualMachines/3", False),  # another set, same prefix
+        (SCALE_SET, SCALE_SET.replace("/ss", "/other"), False),
+        ("/subscriptions/s/resourcegroups/rg/providers/Microsoft.Compute/virtualMachines/vm1",
+         "/subscriptions/s/resourcegroups/rg/providers/Microsoft.Compute/virtualMachines/vm1/x",
+         False),  # only a scale set has instances below it
+    ],
+)  # fmt: skip
+def test_is_this_vm(mirid: str, resource_id: str, same: bool) -> None:
+    assert is_this_vm(mirid, resource_id) is same
+
+
+@pytest.mark.parametrize(("field", "timestamp"), [("not_before", 10**12), ("expires", -(10**12))])
+def test_secret_dates_outside_pythons_range_are_shown_not_raised(
+    rig: Rig, field: str, timestamp: int
+) -> None:
+    rig.emu.set_secret("demo", APP.name, "a-value", **{field: timestamp})
+    verdict = rig.probe().secret_readable(APP)
+    assert verdict.outcome is Outcome.PASSED
+    assert f"{timestamp} (epoch seconds)" in " ".join(verdict.warnings)

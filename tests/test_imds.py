@@ -113,6 +113,27 @@ def test_other_4xx_are_never_retried(status: int) -> None:
     assert len(recorder.requests) == 1
 
 
+def test_a_connection_dropped_until_the_budget_runs_out_says_so() -> None:
+    recorder = Recorder(sequence(httpx.RemoteProtocolError("Server disconnected")))
+    with imds(recorder, retry_budget=2) as client, pytest.raises(KvmiError) as raised:
+        client.token()
+    diagnosis = raised.value.diagnosis
+    assert diagnosis.code is Code.IMDS_UNAVAILABLE
+    assert "the connection closed without a complete answer" in diagnosis.summary
+    assert "<" not in diagnosis.summary
+
+
+def test_a_forwarded_request_refused_by_imds_is_metadata_header_rejected() -> None:
+    body = {
+        "error": "invalid_request",
+        "error_description": "Request contains X-Forwarded-For header",
+    }
+    recorder = Recorder(lambda request: json_response(400, body))
+    with imds(recorder) as client, pytest.raises(KvmiError) as raised:
+        client.token()
+    assert raised.value.diagnosis.code is Code.METADATA_HEADER_REJECTED
+
+
 def test_dropped_connection_is_retried() -> None:
     recorder = Recorder(
         sequence(

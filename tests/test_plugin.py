@@ -121,6 +121,28 @@ def test_user_assigned_identity_in_the_emulator(pytester: pytest.Pytester) -> No
     assert report["identity"]["client_id"] == client_id
 
 
+def test_user_assigned_identity_by_resource_id_in_the_emulator(pytester: pytest.Pytester) -> None:
+    res_id = (
+        "/subscriptions/0b1c2d3e-0000-4000-8000-000000000001/resourceGroups/rg-identities/"
+        "providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-id"
+    )
+    result, by_label = checks(pytester, "--kv-emulator", f"--kv-msi-res-id={res_id}")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert by_label["vm-binding"] == ("passed", "ok")
+    assert by_label["role-revocation[app-secret]"] == ("passed", "ForbiddenByRbac")
+
+
+def test_a_sovereign_vault_url_keeps_its_cloud_in_the_emulator(pytester: pytest.Pytester) -> None:
+    result, by_label = checks(
+        pytester, "--kv-emulator", "--kv-vault=https://kv-gov.vault.usgovcloudapi.net"
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert by_label["token-audience"] == ("passed", "ok")  # a token for vault.usgovcloudapi.net
+    assert "vault https://kv-gov.vault.usgovcloudapi.net" in result.stdout.str()
+    report = json.loads((pytester.path / "kvmi-report.json").read_text())
+    assert report["vault"]["cloud"] == "usgov"
+
+
 def test_a_good_scenario_passes(pytester: pytest.Pytester) -> None:
     result, by_label = checks(pytester, f"--kv-scenario={scenario(pytester)}", *NAMES)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
@@ -329,6 +351,7 @@ def test_shipped_checks_alongside_the_users_tests(pytester: pytest.Pytester) -> 
         (["--kv-vault=kv1", "--kv-timeout=abc"], "a number of seconds"),
         (["--kv-vault=kv1", "--kv-timeout=0"], "a finite number of seconds >= 0.01"),
         (["--kv-vault=kv1", "--kv-wait=-1"], "a finite number of seconds >= 0"),
+        (["--kv-vault=kv1", "--kv-retry-budget=soon"], "is not a number of seconds"),
         (["--kv-vault=kv1", "--kv-cloud=mars"], "one of: public, usgov, china"),
         (["--kv-scenario=missing.toml"], "a scenario file (TOML or JSON)"),
         (["--kv-scenario=test_x.py"], "a scenario file ends in .toml or .json"),

@@ -157,6 +157,17 @@ def test_imds_endpoint_precedence() -> None:
 
 
 @pytest.mark.parametrize(
+    "endpoint",
+    ["http://[::1", "http://127.0.0.1:99999", "http://127.0.0.1:0", "http://169.254.169.254/x",
+     "http://169.254.169.254?a=b", "http://u:p@169.254.169.254", "ftp://169.254.169.254"],
+)  # fmt: skip
+def test_malformed_imds_endpoints_are_refused_with_the_rule(endpoint: str) -> None:
+    for env in ({}, {"AZURE_POD_IDENTITY_AUTHORITY_HOST": endpoint}):
+        with pytest.raises(SettingsError, match="an http\\(s\\) URL with no path"):
+            resolve_imds_endpoint(endpoint if not env else None, env)
+
+
+@pytest.mark.parametrize(
     ("kwargs", "rule"),
     [
         ({"cloud": "mars"}, "one of: public, usgov, china"),
