@@ -123,17 +123,6 @@ def test_a_connection_dropped_until_the_budget_runs_out_says_so() -> None:
     assert "<" not in diagnosis.summary
 
 
-def test_a_forwarded_request_refused_by_imds_is_metadata_header_rejected() -> None:
-    body = {
-        "error": "invalid_request",
-        "error_description": "Request contains X-Forwarded-For header",
-    }
-    recorder = Recorder(lambda request: json_response(400, body))
-    with imds(recorder) as client, pytest.raises(KvmiError) as raised:
-        client.token()
-    assert raised.value.diagnosis.code is Code.METADATA_HEADER_REJECTED
-
-
 def test_dropped_connection_is_retried() -> None:
     recorder = Recorder(
         sequence(
@@ -165,15 +154,24 @@ def test_something_else_answering_is_proxy_intercepted_without_retries(
     assert len(recorder.requests) == 1
 
 
-def test_docker_desktop_unreachable_403_is_imds_unreachable() -> None:
-    body = {
-        "error": "forbidden",
-        "error_description": "connecting to 169.254.169.254:80: unreachable network",
-    }
-    recorder = Recorder(lambda request: json_response(403, body))
+@pytest.mark.parametrize(
+    ("status", "error", "description", "code"),
+    [
+        # IMDS refuses a forwarded request: a proxy is in the way, as with the Metadata header.
+        (400, "invalid_request", "Request contains X-Forwarded-For header",
+         Code.METADATA_HEADER_REJECTED),
+        # Docker Desktop's proxy answers 403 when IMDS is unreachable (as azure-identity knows).
+        (403, "forbidden", "connecting to 169.254.169.254:80: unreachable network",
+         Code.IMDS_UNREACHABLE),
+    ],
+)  # fmt: skip
+def test_json_refusals_are_named(status: int, error: str, description: str, code: Code) -> None:
+    body = {"error": error, "error_description": description}
+    recorder = Recorder(lambda request: json_response(status, body))
     with imds(recorder) as client, pytest.raises(KvmiError) as raised:
         client.token()
-    assert raised.value.diagnosis.code is Code.IMDS_UNREACHABLE
+    assert raised.value.diagnosis.code is code
+    assert len(recorder.requests) == 1  # a 4xx is never retried
 
 
 def test_instance_and_identity_info() -> None:
